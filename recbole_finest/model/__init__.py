@@ -1,0 +1,5 @@
+"""Native RecBole models shipped with recbole-finest (looked up before RecBole's own)."""
+
+from recbole_finest.model.tisasrec import TiSASRec
+
+__all__ = ["TiSASRec"]
