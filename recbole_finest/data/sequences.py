@@ -243,6 +243,15 @@ class TrainingSequences:
         return _to_interaction(data)
 
 
+def take(interaction, index):
+    """Rows ``index`` (long or bool tensor, or slice) of every field of an ``Interaction``.
+
+    RecBole's ``Interaction.__getitem__`` turns tensor indices into Python lists; this
+    indexes the tensors directly.
+    """
+    return Interaction({key: value[index] for key, value in interaction.interaction.items()})
+
+
 def _field_names(config):
     iid, suffix = config["ITEM_ID_FIELD"], config["LIST_SUFFIX"]
     time = config["TIME_FIELD"] or "timestamp"

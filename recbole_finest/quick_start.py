@@ -1,0 +1,81 @@
+"""``run_recbole_finest``: the plugin's counterpart of RecBole's ``run_recbole``."""
+
+import os
+import sys
+from logging import getLogger
+
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_local_time, init_logger, init_seed, set_color
+
+from recbole_finest.config import Config
+from recbole_finest.data.datasets import prepare_dataset
+from recbole_finest.fileio import write_json, write_text
+from recbole_finest.stability import format_table, run_stability
+from recbole_finest.utils import get_model, get_trainer
+
+
+def load_data(config):
+    """Atomic files (converted or downloaded if missing), RecBole dataset and loaders."""
+    logger = getLogger()
+    prepare_dataset(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])),
+                    raw_data_file=config["raw_data_file"], download=config["download_datasets"], logger=logger)
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    return dataset, data_preparation(config, dataset)
+
+
+def write_results(config, results):
+    """``results.json`` and ``results.md`` in a new run folder under ``results_dir``; returns the folder."""
+    folder = os.path.join(config["results_dir"], f"{config['model']}-{config['dataset']}-{get_local_time()}")
+    write_json(os.path.join(folder, "results.json"), results)
+    text = f"# {config['model']} on {config['dataset']}\n\n{format_table(results['rows'])}\n"
+    write_text(os.path.join(folder, "results.md"), text)
+    write_text(os.path.join(folder, "config.yaml"), "".join(
+        f"{k}: {v!r}\n" for k, v in sorted(config.final_config_dict.items()) if isinstance(v, (int, float, str, bool, type(None)))
+    ))
+    return folder
+
+
+def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+    """Run the plugin's main job; mirrors ``recbole.quick_start.run_recbole``.
+
+    With ``stability: True`` (default) this is the stability run: models A and B,
+    Original vs ``finetune_method``, RBO / Jaccard@k / MRR / Recall@10 / NDCG@10.
+    With ``stability: False`` one model is trained by ``FinestTrainer`` and tested.
+
+    Returns:
+        dict: ``results`` (rows per method for the stability run, RecBole's test result
+        otherwise), ``best_valid_score``/``test_result`` when single-model, and
+        ``results_dir`` where JSON/Markdown were written.
+    """
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+    dataset, (train_data, valid_data, test_data) = load_data(config)
+    show_progress = config["show_progress"]
+
+    if config["stability"]:
+        results = run_stability(config, train_data, valid_data, test_data, saved, show_progress)
+        logger.info(set_color("stability results", "yellow") + f" (reference protocol: {config['reference_protocol']})\n"
+                    + format_table(results["rows"]))
+        folder = write_results(config, results)
+        logger.info(f"results written to {folder}")
+        return {"results": results, "results_dir": folder}
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
+    logger.info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show_progress)
+    test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=show_progress)
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    return {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+    }

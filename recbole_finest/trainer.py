@@ -1,0 +1,265 @@
+"""``FinestTrainer``: RecBole's ``Trainer`` plus FINEST's three phases.
+
+1. pre-train with the model's own next-item loss (or load ``pretrained_model_path``);
+2. reference lists: top-2K items of every training instance from the pre-trained model;
+3. fine-tune ``finest_epochs`` epochs with ``finest_learning_rate``: every epoch the
+   training data is perturbed (simulation) and the loss is the model's next-item loss
+   plus ``finest_lambda`` times the rank-preserving loss of the unperturbed instances.
+
+Drop-in for RecBole scripts: ``trainer = FinestTrainer(config, model)`` then
+``trainer.fit(train_data, valid_data)`` runs all three phases on RecBole's loaders.
+The phases are also public (``pretrain``, ``build_reference``, ``finetune``) for the
+stability protocol, which trains several models from one initialisation.
+"""
+
+import os
+
+import numpy as np
+import torch
+from recbole.trainer import Trainer
+from recbole.utils import get_local_time, set_color
+from torch.nn.utils.clip_grad import clip_grad_norm_
+from tqdm import tqdm
+
+from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, eval_batches
+from recbole_finest.data.sequences import TrainingSequences
+from recbole_finest.fileio import load_checkpoint, save_checkpoint
+from recbole_finest.loss import rank_preserving_loss
+from recbole_finest.methods import get_method
+from recbole_finest.reference import ReferenceLists
+from recbole_finest.scoring import SequenceScorer, supports_sequence_unit
+
+PRETRAIN, FINETUNE = "pretrain", "finetune"
+SIM_KINDS_PER_EPOCH = ("deletion", "replacement", "insertion")
+
+
+def resolve_train_unit(config, model):
+    """``train_unit`` -> ``"sequence"`` or ``"prefix"`` for this model."""
+    unit = config["train_unit"]
+    if unit == "auto":
+        return SEQUENCE if supports_sequence_unit(model) else PREFIX
+    if unit == SEQUENCE and not supports_sequence_unit(model):
+        raise ValueError(
+            f"train_unit: sequence is not supported by {type(model).__name__} (its hidden states are not "
+            f"position-wise causal); use train_unit: prefix or auto"
+        )
+    return unit
+
+
+class FinestTrainer(Trainer):
+    """RecBole trainer that pre-trains, builds reference lists and fine-tunes with FINEST."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.scorer = SequenceScorer(model)
+        self.unit = resolve_train_unit(config, model)
+        self.method = get_method(config["finetune_method"])
+        self.reference = None
+        self.phase = PRETRAIN
+        self.tag = ""
+        self._sequences_cache = {}
+
+    # ------------------------------------------------------------------ data
+    def sequences_of(self, train_data):
+        """``TrainingSequences`` of a RecBole train loader / dataset, a SequenceLoader or sequences."""
+        if isinstance(train_data, TrainingSequences):
+            return train_data
+        if isinstance(train_data, SequenceLoader):
+            return train_data.sequences
+        dataset = getattr(train_data, "dataset", train_data)
+        key = id(dataset)
+        if key not in self._sequences_cache:
+            self._sequences_cache[key] = TrainingSequences.from_dataset(dataset)
+        return self._sequences_cache[key]
+
+    def make_loader(self, train_data, perturb_fn=None):
+        dataset = getattr(train_data, "dataset", None)
+        return SequenceLoader(dataset, self.sequences_of(train_data), self.config, self.unit, perturb_fn)
+
+    def _simulation(self):
+        """Per-epoch perturbation ``f(sequences, epoch)`` of the current method, or None."""
+        from recbole_finest.data.perturb import perturb, simulate
+
+        method, cfg = self.method, self.config
+        if not method.simulation or (method.name.startswith("finest") and not cfg["finest_simulation"]):
+            return None
+        ratio, kind, seed = cfg["finest_sim_ratio"], cfg["finest_sim_kind"], int(cfg["seed"])
+
+        def apply(seqs, epoch):
+            rng = np.random.default_rng([seed, 104729, epoch])
+            epoch_kind = SIM_KINDS_PER_EPOCH[rng.integers(3)] if kind == "random" else kind
+            if method.simulation == "finest":
+                return simulate(seqs, ratio, epoch_kind, rng).seqs
+            return perturb(seqs, method.simulation, epoch_kind, rng, ratio=ratio,
+                           time_fraction=cfg["perturb_time_fraction"],
+                           max_len=cfg["MAX_ITEM_LIST_LENGTH"]).seqs
+
+        return apply
+
+    # ------------------------------------------------------------------ phases
+    def _start_phase(self, phase, learning_rate, epochs):
+        self.phase = phase
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.eval_step = min(self.config["eval_step"], epochs)
+        self.optimizer = self._build_optimizer()
+        self.start_epoch = 0
+        self.cur_step = 0
+        self.best_valid_score = -np.inf if self.valid_metric_bigger else np.inf
+        self.best_valid_result = None
+        self.train_loss_dict = {}
+        name = f"{self.config['model']}-{get_local_time()}-{phase}{self.tag}.pth"
+        self.saved_model_file = os.path.join(self.checkpoint_dir, name)
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """All phases: pre-train (or load ``pretrained_model_path``), then fine-tune.
+
+        Returns RecBole's ``(best_valid_score, best_valid_result)`` of the last phase run.
+        """
+        path = self.config["pretrained_model_path"]
+        if path:
+            self.load_model(path)
+            result = (-1, None)
+        else:
+            result = self.pretrain(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if not self.config["finest"] or not self.method.finetune:
+            return result
+        return self.finetune(train_data, valid_data, None, verbose, saved, show_progress, callback_fn)
+
+    def pretrain(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """Phase 1: train with the model's own loss, early stopping on ``valid_data``; keeps the best model."""
+        self._start_phase(PRETRAIN, self.config["learning_rate"], self.config["epochs"])
+        loader = self.make_loader(train_data)
+        if verbose:
+            self.logger.info(set_color(f"pre-training {self.config['model']} ({self.unit} instances)", "green"))
+        result = super().fit(loader, valid_data, verbose, saved, show_progress, callback_fn)
+        if saved and valid_data is not None and os.path.isfile(self.saved_model_file):
+            self.load_model(self.saved_model_file, verbose=verbose)
+        return result
+
+    def build_reference(self, train_data, show_progress=False):
+        """Phase 2: reference top-2K lists of every training instance from the current model."""
+        seqs = self.sequences_of(train_data)
+        k = self.config["finest_topk"]
+        n_real_items = seqs.n_items - 1
+        if 2 * k > n_real_items:
+            raise ValueError(
+                f"config key 'finest_topk' is {k}: 2 * finest_topk = {2 * k} exceeds the number of items "
+                f"({n_real_items}); set finest_topk <= {n_real_items // 2}"
+            )
+        unit = SEQUENCE if (self.unit == SEQUENCE and self.scorer.position_wise) else PREFIX
+        ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, self.config["finest_reference_file"])
+        batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"]))
+        self.reference = ref.fill(self.scorer, batches, show_progress)
+        return self.reference
+
+    def finetune(self, train_data, valid_data=None, reference=None, verbose=True, saved=True,
+                 show_progress=False, callback_fn=None):
+        """Phase 3: ``finest_epochs`` epochs of ``finetune_method``.
+
+        Args:
+            reference: ``ReferenceLists`` to preserve (default: built now from the current
+                model on ``train_data``'s original sequences). The stability protocol
+                passes model A's lists to model B (``reference_protocol: shared``).
+        """
+        if reference is not None:
+            self.reference = reference
+        if self.method.regularizer and self.reference is None:
+            self.build_reference(train_data, show_progress)
+        self._start_phase(FINETUNE, self.config["finest_learning_rate"], self.config["finest_epochs"])
+        loader = self.make_loader(train_data, self._simulation())
+        if verbose:
+            self.logger.info(set_color(f"fine-tuning with {self.method.name} ({self.unit} instances)", "green"))
+        select_best = self.config["finest_select_best"] and valid_data is not None
+        result = super().fit(loader, valid_data if select_best else None, verbose, saved, show_progress, callback_fn)
+        if select_best and saved and os.path.isfile(self.saved_model_file):
+            self.load_model(self.saved_model_file, verbose=verbose)
+        elif valid_data is not None:
+            valid_result = self.evaluate(valid_data, load_best_model=False, show_progress=show_progress)
+            result = (valid_result.get(self.valid_metric), valid_result)
+        return result
+
+    # ------------------------------------------------------------------ one epoch
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        """One epoch over ``SequenceLoader`` batches; returns the summed loss terms (tuple)."""
+        self.model.train()
+        train_data.set_epoch(epoch_idx)
+        batches = train_data
+        if show_progress:
+            batches = tqdm(train_data, ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
+        total = None
+        for batch in batches:
+            batch = batch.to(self.device)
+            self.optimizer.zero_grad()
+            losses = loss_func(batch) if loss_func else self.batch_losses(batch)
+            loss = sum(losses)
+            loss.backward()
+            if self.clip_grad_norm:
+                clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+            self.optimizer.step()
+            detached = torch.stack([part.detach() for part in losses])
+            total = detached if total is None else total + detached
+        if total is None:
+            raise ValueError("the training split produced no training instances")
+        values = tuple(total.tolist())  # one host sync per epoch
+        self._check_nan(torch.tensor(sum(values)))
+        return values if len(values) > 1 else values[0]
+
+    def batch_losses(self, batch):
+        """``(next_item_loss,)`` or ``(next_item_loss, lambda * rank_loss)`` of one batch."""
+        regularize = self.phase == FINETUNE and self.method.regularizer
+        loss, scores, ids = self.scorer.batch_outputs(batch, self.unit, with_scores=regularize)
+        if not regularize:
+            return (loss,)
+        cfg = self.config
+        rank_loss = rank_preserving_loss(
+            scores, self.reference.lookup(ids), cfg["finest_beta1"], cfg["finest_beta2"],
+            order_term=self.method.order_term and cfg["finest_order_loss"],
+            score_term=self.method.score_term and cfg["finest_score_loss"],
+        )
+        return loss, cfg["finest_lambda"] * rank_loss
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """RecBole's checkpoint content, written atomically (temp file + rename)."""
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        state = {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "phase": self.phase,
+        }
+        save_checkpoint(state, path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def load_model(self, path, verbose=True):
+        """Load model parameters from a plugin or RecBole checkpoint (or a bare state dict)."""
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        state = checkpoint.get("state_dict", checkpoint)
+        self.model.load_state_dict(state)
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        if verbose:
+            self.logger.info(f"Loading model parameters from {path}")
+
+    def resume_checkpoint(self, resume_file):
+        checkpoint = load_checkpoint(str(resume_file), map_location=self.device)
+        self.saved_model_file = str(resume_file)
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        """RecBole's evaluation; the best checkpoint is reloaded with the plugin's loader."""
+        if load_best_model and eval_data:
+            self.load_model(model_file or self.saved_model_file)
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
