@@ -1,6 +1,4 @@
 """Tests for recbole_finest.data.perturb (evaluation perturbations and FINEST's simulation)."""
-import os
-
 import numpy as np
 import pytest
 
@@ -258,9 +256,11 @@ def test_simulate_bad_kind():
         simulate(make_seqs(), 0.01, "random", np.random.default_rng(0))
 
 
-@pytest.mark.skip(reason="real RecBole dataset round trip is covered by the sequences / pipeline tests; "
-                         "kept here as a manual check")
-def test_real_dataset_perturbation():  # pragma: no cover
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "reddit.tsv")
-    if not os.path.exists(path):
-        pytest.skip(f"{path} not present")
+
+def test_casper_roots_only_picks_roots_first():
+    seqs = make_seqs(12)
+    scores = cascading_scores(seqs, 10, roots_only=True)
+    n_roots = int(np.sum(scores > 0))
+    res = perturb(seqs, "casper", "replacement", np.random.default_rng(0), count=n_roots, max_len=10,
+                  casper_roots_only=True)
+    assert set(res.selected_rows.tolist()) == set(np.flatnonzero(scores > 0).tolist())

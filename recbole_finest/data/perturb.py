@@ -16,7 +16,9 @@ Selections (``SELECTIONS``):
   order (so the pool always holds at least ``n`` rows), and ``n`` rows are drawn uniformly
   without replacement from the pool.
 * ``casper``: the ``n`` rows with the highest CASPER cascading scores
-  (``casper.casper_select``; deterministic, ties -> smaller row index; ``rng`` unused).
+  (``casper.casper_select``; deterministic, ties -> smaller row index, rows outside the
+  last ``max_len`` of their user last; ``rng`` unused). ``casper_roots_only=True`` scores
+  only in-degree-0 nodes as the reference implementation does (other nodes score 0).
 
 Kinds (``KINDS``):
 
@@ -105,7 +107,7 @@ def perturbation_size(n_rows, ratio=None, count=None):
     return n
 
 
-def select_rows(seqs, selection, n, rng, time_fraction=0.1, max_len=50):
+def select_rows(seqs, selection, n, rng, time_fraction=0.1, max_len=50, casper_roots_only=False):
     """int64 ``[n]`` distinct row indices, increasing (see module doc for the rules)."""
     _check_choice("selection", selection, SELECTIONS)
     n_rows = seqs.n_rows
@@ -120,7 +122,7 @@ def select_rows(seqs, selection, n, rng, time_fraction=0.1, max_len=50):
         pool = order[:k] if selection == "earliest" else order[n_rows - k:]
         rows = pool[rng.choice(k, size=n, replace=False)]
     else:
-        rows = casper_select(seqs, n, max_len)
+        rows = casper_select(seqs, n, max_len, roots_only=casper_roots_only)
     return np.sort(np.asarray(rows, dtype=np.int64))
 
 
@@ -166,7 +168,7 @@ def apply(seqs, delete_rows=(), replace_rows=(), insert_rows=(), replace_items=(
 
 
 def perturb(seqs, selection, kind, rng, ratio=None, count=None, replace_with="random",
-            insert_with="random", time_fraction=0.1, max_len=50):
+            insert_with="random", time_fraction=0.1, max_len=50, casper_roots_only=False):
     """Perturb exactly ``n`` training rows (see the module doc for every rule).
 
     Args:
@@ -178,6 +180,8 @@ def perturb(seqs, selection, kind, rng, ratio=None, count=None, replace_with="ra
         replace_with / insert_with: one of ``ITEM_RULES``.
         time_fraction: pool fraction of ``earliest`` / ``latest``.
         max_len: ``casper`` graph window.
+        casper_roots_only: ``casper`` scores only in-degree-0 nodes (reference
+            implementation); other nodes score 0 and are picked only after every root.
 
     Returns:
         ``PerturbResult``.
@@ -189,7 +193,8 @@ def perturb(seqs, selection, kind, rng, ratio=None, count=None, replace_with="ra
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"perturbation rng={rng!r} is not valid; allowed values: a numpy.random.Generator")
     n = perturbation_size(seqs.n_rows, ratio, count)
-    rows = select_rows(seqs, selection, n, rng, time_fraction=time_fraction, max_len=max_len)
+    rows = select_rows(seqs, selection, n, rng, time_fraction=time_fraction, max_len=max_len,
+                       casper_roots_only=casper_roots_only)
 
     if kind == "mixed":
         shuffled = rng.permutation(rows)
