@@ -97,6 +97,7 @@ def validate(config):
     _check_choice(config, "train_unit", TRAIN_UNITS)
     _check_choice(config, "reference_protocol", REFERENCE_PROTOCOLS)
     _check_choice(config, "perturb_replace_with", REPLACE_RULES)
+    _check_choice(config, "perturb_insert_with", REPLACE_RULES)
     _check_choice(config, "perturb_selection", SELECTIONS)
     _check_choice(config, "perturb_kind", KINDS)
     _check_choice(config, "finetune_method", tuple(METHODS))

@@ -66,8 +66,9 @@ def perturbed_sequences(config, sequences):
         sequences, config["perturb_selection"], config["perturb_kind"], rng,
         ratio=None if config["perturb_count"] else config["perturb_ratio"],
         count=config["perturb_count"],
-        replace_with=config["perturb_replace_with"], insert_with=config["perturb_replace_with"],
+        replace_with=config["perturb_replace_with"], insert_with=config["perturb_insert_with"],
         time_fraction=config["perturb_time_fraction"], max_len=config["MAX_ITEM_LIST_LENGTH"],
+        casper_roots_only=config["casper_roots_only"],
     )
 
 

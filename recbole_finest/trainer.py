@@ -81,18 +81,25 @@ class FinestTrainer(Trainer):
         from recbole_finest.data.perturb import perturb, simulate
 
         method, cfg = self.method, self.config
-        if not method.simulation or (method.name.startswith("finest") and not cfg["finest_simulation"]):
+        simulation = method.simulation
+        if method.name.startswith("finest") and not cfg["finest_simulation"]:
+            simulation = None
+        if simulation is None and method.augment is None:
             return None
         ratio, kind, seed = cfg["finest_sim_ratio"], cfg["finest_sim_kind"], int(cfg["seed"])
 
         def apply(seqs, epoch):
             rng = np.random.default_rng([seed, 104729, epoch])
             epoch_kind = SIM_KINDS_PER_EPOCH[rng.integers(3)] if kind == "random" else kind
-            if method.simulation == "finest":
-                return simulate(seqs, ratio, epoch_kind, rng).seqs
-            return perturb(seqs, method.simulation, epoch_kind, rng, ratio=ratio,
-                           time_fraction=cfg["perturb_time_fraction"],
-                           max_len=cfg["MAX_ITEM_LIST_LENGTH"]).seqs
+            if simulation == "finest":
+                seqs = simulate(seqs, ratio, epoch_kind, rng).seqs
+            elif simulation is not None:
+                seqs = perturb(seqs, simulation, epoch_kind, rng, ratio=ratio,
+                               time_fraction=cfg["perturb_time_fraction"],
+                               max_len=cfg["MAX_ITEM_LIST_LENGTH"]).seqs
+            if method.augment is not None:
+                seqs = method.augment(self, seqs, epoch)
+            return seqs
 
         return apply
 
@@ -207,17 +214,21 @@ class FinestTrainer(Trainer):
 
     def batch_losses(self, batch):
         """``(next_item_loss,)`` or ``(next_item_loss, lambda * rank_loss)`` of one batch."""
-        regularize = self.phase == FINETUNE and self.method.regularizer
+        finetuning = self.phase == FINETUNE
+        regularize = finetuning and self.method.regularizer
         loss, scores, ids = self.scorer.batch_outputs(batch, self.unit, with_scores=regularize)
-        if not regularize:
-            return (loss,)
+        losses = (loss,)
         cfg = self.config
-        rank_loss = rank_preserving_loss(
-            scores, self.reference.lookup(ids), cfg["finest_beta1"], cfg["finest_beta2"],
-            order_term=self.method.order_term and cfg["finest_order_loss"],
-            score_term=self.method.score_term and cfg["finest_score_loss"],
-        )
-        return loss, cfg["finest_lambda"] * rank_loss
+        if regularize:
+            rank_loss = rank_preserving_loss(
+                scores, self.reference.lookup(ids), cfg["finest_beta1"], cfg["finest_beta2"],
+                order_term=self.method.order_term and cfg["finest_order_loss"],
+                score_term=self.method.score_term and cfg["finest_score_loss"],
+            )
+            losses += (cfg["finest_lambda"] * rank_loss,)
+        if finetuning and self.method.extra_loss is not None:
+            losses += (self.method.extra_loss(self, batch),)
+        return losses
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):

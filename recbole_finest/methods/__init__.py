@@ -7,6 +7,7 @@ in those switches, so they are plain ``FinetuneMethod`` records.
 """
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class FinetuneMethod:
             ``"earliest"`` / ``"latest"`` (the baselines' selections), or None.
         regularizer: add ``finest_lambda`` * rank-preserving loss.
         order_term / score_term: which hinge terms the regularizer keeps.
+        extra_loss: optional ``f(trainer, batch) -> scalar tensor``, an additional loss
+            term of each fine-tuning batch (adversarial methods).
+        augment: optional ``f(trainer, sequences, epoch) -> sequences``, applied to the
+            training sequences each fine-tuning epoch after the simulation (APT's fake users).
     """
 
     name: str
@@ -29,6 +34,8 @@ class FinetuneMethod:
     regularizer: bool = True
     order_term: bool = True
     score_term: bool = True
+    extra_loss: Optional[Callable] = None
+    augment: Optional[Callable] = None
 
 
 METHODS = {
