@@ -57,9 +57,10 @@ def check_model(model):
 class SequenceScorer:
     """Scores and next-item loss of one model, on prefix or window batches."""
 
-    def __init__(self, model):
+    def __init__(self, model, ft_ratio=0.0):
         check_model(model)
         self.model = model
+        self.ft_ratio = ft_ratio or 0.0  # BERT4Rec: share of batches that mask only the last item
         self.position_wise = is_position_wise(model)
         self.masked = type(model).__name__ in MASKED_MODELS
 
@@ -87,6 +88,10 @@ class SequenceScorer:
     def window_scores(self, interaction):
         """float ``[B, L, n_items]`` scores at every position of window instances."""
         return self.item_logits(self.position_hidden(interaction))
+
+    def _last_only(self):
+        """RecBole's BERT4Rec recipe: with probability ``ft_ratio`` a batch masks only its last item."""
+        return self.ft_ratio > 0 and float(torch.rand(())) < self.ft_ratio
 
     # ------------------------------------------------------------------ losses
     def next_item_loss(self, logits, targets):
@@ -127,13 +132,13 @@ class SequenceScorer:
             keep = ids >= 0
             return loss, logits[keep], ids[keep]
         if self.masked and unit == "sequence":
-            loss = model.calculate_loss(mask_items(batch, model))
+            loss = model.calculate_loss(mask_items(batch, model, self._last_only()))
             if not with_scores:
                 return loss, None, None
             cut, ids = random_prefix(batch, model)
             keep = ids >= 0
             return loss, model.full_sort_predict(cut)[keep], ids[keep]
-        loss = model.calculate_loss(mask_items(batch, model) if self.masked else batch)
+        loss = model.calculate_loss(mask_items(batch, model, self._last_only()) if self.masked else batch)
         if not with_scores:
             return loss, None, None
         ids = batch[TARGET_ID]
@@ -144,12 +149,13 @@ class SequenceScorer:
         return loss, scores, ids[keep]
 
 
-def mask_items(batch, model):
+def mask_items(batch, model, last_only=False):
     """BERT4Rec's masked-item training fields, vectorized (RecBole's transform loops in Python).
 
     Every real item of ``ITEM_SEQ`` is masked with probability ``mask_ratio``; at most
     ``int(mask_ratio * max_len)`` masks per row are kept (the last ones), the size of
-    RecBole's mask fields. Adds ``MASK_ITEM_SEQ [B, L]`` and
+    RecBole's mask fields. ``last_only``: only the last real item of each row is masked
+    (RecBole's ``ft_ratio`` batches, the next-item task). Adds ``MASK_ITEM_SEQ [B, L]`` and
     ``POS_ITEMS / NEG_ITEMS / MASK_INDEX [B, mask_len]`` (left-padded with 0 as RecBole).
     """
     item_seq = batch[model.ITEM_SEQ]
@@ -157,7 +163,10 @@ def mask_items(batch, model):
     device = item_seq.device
     mask_len = max(1, int(model.mask_ratio * model.max_seq_length))
     cols = torch.arange(width, device=device)
-    chosen = (torch.rand(item_seq.shape, device=device) < model.mask_ratio) & (item_seq > 0)
+    if last_only:
+        chosen = cols[None, :] == (batch[model.ITEM_SEQ_LEN] - 1)[:, None]
+    else:
+        chosen = (torch.rand(item_seq.shape, device=device) < model.mask_ratio) & (item_seq > 0)
     rank_from_end = chosen.flip(1).cumsum(1).flip(1)
     chosen &= rank_from_end <= mask_len
     masked_seq = torch.where(chosen, torch.full_like(item_seq, model.mask_token), item_seq)

@@ -51,7 +51,7 @@ class FinestTrainer(Trainer):
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.scorer = SequenceScorer(model)
+        self.scorer = SequenceScorer(model, config["ft_ratio"] if "ft_ratio" in config else 0.0)
         self.unit = resolve_train_unit(config, model)
         self.method = get_method(config["finetune_method"])
         self.reference = None
