@@ -5,7 +5,7 @@ import sys
 from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_local_time, init_logger, init_seed, set_color
+from recbole.utils import ModelType, get_local_time, init_logger, init_seed, set_color
 
 from recbole_finest.config import Config
 from recbole_finest.data.datasets import prepare_dataset
@@ -49,6 +49,9 @@ def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_d
         ``results_dir`` where JSON/Markdown were written.
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    if config["stability"] and config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        raise ValueError(f"the stability run (stability: True) needs a sequential model; '{config['model']}' is "
+                         f"{config['MODEL_TYPE']}. Set stability: False to train and test it with RecBole's trainer")
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -46,6 +46,16 @@ def resolve_train_unit(config, model):
     return unit
 
 
+def check_topk(k, n_items):
+    """``ValueError`` naming ``finest_topk`` when the 2K reference items exceed the real items."""
+    n_real_items = n_items - 1  # id 0 is padding
+    if 2 * k > n_real_items:
+        raise ValueError(
+            f"config key 'finest_topk' is {k}: 2 * finest_topk = {2 * k} exceeds the number of items "
+            f"({n_real_items}); set finest_topk <= {n_real_items // 2}"
+        )
+
+
 class FinestTrainer(Trainer):
     """RecBole trainer that pre-trains, builds reference lists and fine-tunes with FINEST."""
 
@@ -54,6 +64,8 @@ class FinestTrainer(Trainer):
         self.scorer = SequenceScorer(model, config["ft_ratio"] if "ft_ratio" in config else 0.0)
         self.unit = resolve_train_unit(config, model)
         self.method = get_method(config["finetune_method"])
+        if self.method.regularizer:  # fail before pre-training, not after it
+            check_topk(config["finest_topk"], model.n_items)
         self.reference = None
         self.phase = PRETRAIN
         self.tag = ""
@@ -148,12 +160,7 @@ class FinestTrainer(Trainer):
         """Phase 2: reference top-2K lists of every training instance from the current model."""
         seqs = self.sequences_of(train_data)
         k = self.config["finest_topk"]
-        n_real_items = seqs.n_items - 1
-        if 2 * k > n_real_items:
-            raise ValueError(
-                f"config key 'finest_topk' is {k}: 2 * finest_topk = {2 * k} exceeds the number of items "
-                f"({n_real_items}); set finest_topk <= {n_real_items // 2}"
-            )
+        check_topk(k, seqs.n_items)
         unit = SEQUENCE if (self.unit == SEQUENCE and self.scorer.position_wise) else PREFIX
         ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, self.config["finest_reference_file"])
         batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"]))

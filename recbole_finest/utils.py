@@ -18,10 +18,12 @@ def get_model(model_name):
         return getattr(plugin_models, model_name)
     try:
         return recbole_get_model(model_name)
-    except ValueError:
+    except (ValueError, ImportError) as exc:
+        # RecBole's lookup imports recbole.model.exlib_recommender, which needs lightgbm / xgboost
+        why = f" (RecBole's lookup failed: {exc})" if isinstance(exc, ImportError) else ""
         raise ValueError(
             f"unknown model '{model_name}': it is neither a recbole-finest model "
-            f"({', '.join(plugin_models.__all__)}) nor a RecBole model"
+            f"({', '.join(plugin_models.__all__)}) nor a RecBole model{why}"
         ) from None
 
 
