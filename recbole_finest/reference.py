@@ -60,7 +60,8 @@ class ReferenceLists:
         """Score every instance of ``batches`` with the model in eval mode and keep its top-2K.
 
         ``batches`` yields prefix or window Interactions with ``finest_target_id``; window
-        batches are scored at every position in one pass.
+        batches are scored at every position in one pass (causal models: the next-item
+        scores of every prefix; masked models: the clean window's scores at every row).
         """
         model = scorer.model
         was_training = model.training
@@ -69,9 +70,11 @@ class ReferenceLists:
             batches = tqdm(batches, desc=set_color("reference lists", "pink"), ncols=100)
         for batch in batches:
             ids = batch[TARGET_ID]
-            scores = scorer.window_scores(batch) if ids.dim() == 2 else scorer.last_scores(batch)
-            keep = ids >= 0
-            scores, ids = scores[keep], ids[keep]
+            if ids.dim() == 2:  # windows: logits only at the positions with a known id
+                scores, ids = scorer.kept_window_scores(batch)
+            else:
+                keep = ids >= 0
+                scores, ids = scorer.last_scores(batch)[keep], ids[keep]
             scores[:, 0] = -torch.inf  # the padding item is never recommended
             self.store(ids, torch.topk(scores, 2 * self.k, dim=1).indices)
         model.train(was_training)

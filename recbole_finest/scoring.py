@@ -9,11 +9,25 @@ Two kinds of models:
   compute all positions and then pick the last one with ``gather_indexes``; the adapter
   runs their own ``forward`` with that pick disabled on the instance (no model code is
   copied, the class is not patched).
-* every other model (BERT4Rec, NARM, ...): RecBole's ``calculate_loss`` and
-  ``full_sort_predict`` on prefix instances.
+* masked models (BERT4Rec): ``train_unit: sequence`` trains on whole-sequence windows with
+  the model's own masked-item objective (``mask_items``, vectorized). The FINEST regularizer
+  then uses the scores at *every* position of that same masked forward pass (no second
+  pass), as the paper's reference implementation does for BERT4Rec; the reference lists are
+  the pre-trained model's scores at every position of the clean (unmasked) window. The
+  regularizer therefore preserves the masked-model outputs at each training interaction,
+  not the ``full_sort_predict`` next-item lists of prefixes (docs/performance.md).
+  ``train_unit: prefix`` keeps RecBole's layout: ``calculate_loss`` on masked prefixes and
+  the next-item scores of ``full_sort_predict`` (vectorized, ``masked_last_scores``).
+* every other model (NARM, ...): RecBole's ``calculate_loss`` and ``full_sort_predict`` on
+  prefix instances.
+
+Boolean selections of valid positions (``x[mask]``) are the only host/device
+synchronisations per batch (the size of the selection); everything else stays on the
+model's device.
 """
 
 import contextlib
+from logging import getLogger
 
 import torch
 import torch.nn.functional as F
@@ -43,15 +57,48 @@ def supports_sequence_unit(model):
     return is_position_wise(model) or type(model).__name__ in MASKED_MODELS
 
 
+# RecBole 1.2.1 sequential models FinestTrainer refuses, and why (docs/models.md).
+REFUSED_MODELS = {
+    "DIN": "is a CTR model (point-wise training on a label field, item-feature sequences, no full_sort_predict)",
+    "DIEN": "is a CTR model (point-wise training on a label field, item-feature sequences, no full_sort_predict)",
+    "FDSA": "needs item side features (selected_features)",
+    "SASRecF": "needs item side features (selected_features)",
+    "GRU4RecF": "needs item side features (selected_features)",
+    "S3Rec": "needs item attribute features and its own two-stage pre-training (train_stage)",
+    "KSR": "needs knowledge-graph entities (kg/link files and pretrained entity embeddings)",
+    "GRU4RecKG": "needs knowledge-graph entities (kg/link files and pretrained entity embeddings)",
+    "SHAN": "reads the inverted sequence of RecBole's inverse_itemseq batch transform, which FinestTrainer's batches do not apply",
+    "FEARec": ("looks up same-target training sequences in an index built at construction; the FINEST simulation's "
+               "inserted / replaced items become targets outside that index"),
+}
+
+
 def check_model(model):
-    """Refuse models FinestTrainer cannot fine-tune, with the reason."""
+    """Refuse models FinestTrainer cannot fine-tune (an instance, or a class before building it), with the reason."""
     from recbole.utils import ModelType
 
-    name = type(model).__name__
+    name = model.__name__ if isinstance(model, type) else type(model).__name__
+    if name in REFUSED_MODELS:
+        raise ValueError(f"FINEST cannot fine-tune {name}: it {REFUSED_MODELS[name]} (docs/models.md)")
     if getattr(model, "type", None) != ModelType.SEQUENTIAL:
         raise ValueError(f"FINEST needs a RecBole sequential model; '{name}' is of type {getattr(model, 'type', None)}")
+    if isinstance(model, type):
+        return
     if not hasattr(model, "ITEM_SEQ") or not hasattr(model, "full_sort_predict"):
         raise ValueError(f"FINEST needs a model with item-sequence input and full_sort_predict; '{name}' has neither")
+
+
+def disable_anomaly_detection():
+    """Switch autograd anomaly detection off if an import switched it on.
+
+    Importing RecBole's model zoo runs ``torch.autograd.set_detect_anomaly(True)`` at module
+    level (``recbole/model/sequential_recommender/sine.py``), which records a Python stack
+    trace for every autograd node and checks every gradient for NaN: 15-25% of a training
+    epoch here (docs/performance.md). The trainer already checks the loss for NaN.
+    """
+    if torch.is_anomaly_enabled():
+        torch.autograd.set_detect_anomaly(False)
+        getLogger().debug("autograd anomaly detection (switched on by RecBole's SINE import) switched off")
 
 
 class SequenceScorer:
@@ -59,6 +106,7 @@ class SequenceScorer:
 
     def __init__(self, model, ft_ratio=0.0):
         check_model(model)
+        disable_anomaly_detection()
         self.model = model
         self.ft_ratio = ft_ratio or 0.0  # BERT4Rec: share of batches that mask only the last item
         self.position_wise = is_position_wise(model)
@@ -66,28 +114,66 @@ class SequenceScorer:
 
     # ------------------------------------------------------------------ scores
     def position_hidden(self, interaction):
-        """float ``[B, L, H]``: hidden state at every input position."""
+        """float ``[B, L, H]``: hidden state at every input position.
+
+        Causal models: position ``t`` sees items ``<= t``. Masked models: the bidirectional
+        encoding of the (unmasked) ``ITEM_SEQ``.
+        """
         model = self.model
+        if self.masked:
+            return model.forward(interaction[model.ITEM_SEQ])
         if hasattr(model, "all_position_output"):
             return model.all_position_output(interaction)
         with _keep_all_positions(model):
             return model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
 
     def item_logits(self, hidden):
-        """``hidden [..., H]`` -> scores ``[..., n_items]`` against every item embedding."""
-        return hidden @ self.model.item_embedding.weight[: self.model.n_items].T
+        """``hidden [..., H]`` -> scores ``[..., n_items]`` against every item embedding
+        (plus the output bias of masked models, as their ``full_sort_predict``)."""
+        model = self.model
+        logits = hidden @ model.item_embedding.weight[: model.n_items].T
+        if self.masked:
+            logits = logits + model.output_bias
+        return logits
 
     def last_scores(self, interaction):
         """float ``[B, n_items]`` scores of the next item after each (prefix) input."""
+        if self.masked:
+            return self.masked_last_scores(interaction)
         if not self.position_wise:
             return self.model.full_sort_predict(interaction)
         hidden = self.position_hidden(interaction)
         last = (interaction[self.model.ITEM_SEQ_LEN] - 1).clamp(min=0)
         return self.item_logits(hidden[torch.arange(hidden.shape[0], device=hidden.device), last])
 
+    def masked_last_scores(self, interaction):
+        """BERT4Rec's ``full_sort_predict`` with its per-row Python loop vectorized.
+
+        RecBole's ``reconstruct_test_data`` appends a padding column, writes the mask token
+        at column ``length`` and drops the first column; the scores are read at column
+        ``length - 1`` (the mask). Same inputs, same numbers, one scatter instead of a loop.
+        """
+        model = self.model
+        seq, length = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
+        ext = torch.cat([seq, seq.new_zeros((seq.shape[0], 1))], dim=1)
+        ext.scatter_(1, length[:, None], model.mask_token)
+        hidden = model.forward(ext[:, 1:])
+        last = (length - 1).clamp(min=0)
+        return self.item_logits(hidden[torch.arange(hidden.shape[0], device=hidden.device), last])
+
     def window_scores(self, interaction):
         """float ``[B, L, n_items]`` scores at every position of window instances."""
         return self.item_logits(self.position_hidden(interaction))
+
+    def kept_window_scores(self, interaction):
+        """Scores of the window positions whose target id is known, and those ids.
+
+        Returns ``(scores [M, n_items], ids [M])``; the item logits are computed only at
+        those ``M`` positions (windows are mostly padding for short sequences).
+        """
+        ids = interaction[TARGET_ID]
+        keep = ids >= 0
+        return self.item_logits(self.position_hidden(interaction)[keep]), ids[keep]
 
     def _last_only(self):
         """RecBole's BERT4Rec recipe: with probability ``ft_ratio`` a batch masks only its last item."""
@@ -115,15 +201,19 @@ class SequenceScorer:
         Returns ``(loss, scores [M, n_items], target_ids [M])``: ``scores`` are the
         next-item scores of the ``M`` instances of the batch whose target id is known
         (``>= 0``), from the same forward pass as the loss where the model allows it.
+        Masked models in sequence unit: the scores at the ``M`` window positions holding a
+        known training interaction, from the masked forward pass of the loss.
         With ``with_scores=False`` models that need a second pass skip it (``scores`` None).
         """
         model = self.model
         if self.position_wise and unit == "sequence":
-            logits = self.window_scores(batch)  # [B, L, n]
+            hidden = self.position_hidden(batch)  # [B, L, H]
             targets, ids = batch[TARGET_SEQ], batch[TARGET_ID]
             valid = targets > 0
-            loss = self.next_item_loss(logits[valid], targets[valid])
-            keep = valid & (ids >= 0)
+            logits = self.item_logits(hidden[valid])  # [T, n]: only positions with a target
+            loss = self.next_item_loss(logits, targets[valid])
+            ids = ids[valid]
+            keep = ids >= 0
             return loss, logits[keep], ids[keep]
         if self.position_wise:
             logits = self.last_scores(batch)  # [B, n]
@@ -132,17 +222,22 @@ class SequenceScorer:
             keep = ids >= 0
             return loss, logits[keep], ids[keep]
         if self.masked and unit == "sequence":
-            loss = model.calculate_loss(mask_items(batch, model, self._last_only()))
+            masked = mask_items(batch, model, self._last_only())
             if not with_scores:
-                return loss, None, None
-            cut, ids = random_prefix(batch, model)
+                return model.calculate_loss(masked), None, None
+            # one forward pass: the masked-item loss and the scores at every position
+            hidden = model.forward(masked[model.MASK_ITEM_SEQ])  # [B, L, H]
+            loss = masked_item_loss(model, hidden, masked)
+            ids = batch[TARGET_ID]
             keep = ids >= 0
-            return loss, model.full_sort_predict(cut)[keep], ids[keep]
+            return loss, self.item_logits(hidden[keep]), ids[keep]
         loss = model.calculate_loss(mask_items(batch, model, self._last_only()) if self.masked else batch)
         if not with_scores:
             return loss, None, None
         ids = batch[TARGET_ID]
         keep = ids >= 0
+        if self.masked:  # vectorized full_sort_predict; a 0-row batch is fine
+            return loss, self.masked_last_scores(take(batch, keep)), ids[keep]
         scores = model.full_sort_predict(take(batch, keep)) if bool(keep.any()) else None
         if scores is None:
             scores = torch.zeros((0, model.n_items), device=ids.device)
@@ -190,19 +285,25 @@ def mask_items(batch, model, last_only=False):
     return out
 
 
-def random_prefix(batch, model):
-    """One random prefix instance per window: ``(Interaction, target_ids [B])``.
+def masked_item_loss(model, hidden, masked):
+    """RecBole ``BERT4Rec.calculate_loss`` from an already computed encoding.
 
-    For window ``w`` with ``n`` targets a position ``p`` in ``1..n`` is drawn; the instance's
-    input is the window's first ``p`` inputs and its target the ``p``-th target.
+    Args:
+        hidden: float ``[B, L, H]`` = ``model.forward(masked[MASK_ITEM_SEQ])``.
+        masked: the fields of ``mask_items``.
+
+    Same formula as RecBole (CE or BPR over the masked positions, a position counts when
+    its ``MASK_INDEX > 0``); the masked positions are gathered instead of multiplied by a
+    one-hot matrix.
     """
-    item_seq, lengths = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
-    device = item_seq.device
-    p = (torch.rand(lengths.shape, device=device) * lengths).long() + 1  # 1..n
-    cols = torch.arange(item_seq.shape[1], device=device)
-    cut = type(batch)({
-        model.ITEM_SEQ: torch.where(cols[None, :] < p[:, None], item_seq, 0),
-        model.ITEM_SEQ_LEN: p,
-    })
-    ids = batch[TARGET_ID].gather(1, (p - 1)[:, None]).squeeze(1)
-    return cut, ids
+    index = masked[model.MASK_INDEX]  # [B, m]
+    pos_items, neg_items = masked[model.POS_ITEMS], masked[model.NEG_ITEMS]
+    seq_output = hidden.gather(1, index[:, :, None].expand(-1, -1, hidden.shape[-1]))  # [B, m, H]
+    targets = (index > 0).to(hidden.dtype)
+    if model.loss_type == "BPR":
+        pos = (seq_output * model.item_embedding(pos_items)).sum(-1) + model.output_bias[pos_items]
+        neg = (seq_output * model.item_embedding(neg_items)).sum(-1) + model.output_bias[neg_items]
+        return -torch.sum(torch.log(1e-14 + torch.sigmoid(pos - neg)) * targets) / torch.sum(targets)
+    logits = seq_output @ model.item_embedding.weight[: model.n_items].T + model.output_bias
+    ce = F.cross_entropy(logits.view(-1, model.n_items), pos_items.view(-1), reduction="none")
+    return torch.sum(ce * targets.view(-1)) / torch.sum(targets)

@@ -161,7 +161,7 @@ class FinestTrainer(Trainer):
         seqs = self.sequences_of(train_data)
         k = self.config["finest_topk"]
         check_topk(k, seqs.n_items)
-        unit = SEQUENCE if (self.unit == SEQUENCE and self.scorer.position_wise) else PREFIX
+        unit = self.unit  # sequence only for models that score windows (resolve_train_unit)
         ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, self.config["finest_reference_file"])
         batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"]))
         self.reference = ref.fill(self.scorer, batches, show_progress)
@@ -224,7 +224,7 @@ class FinestTrainer(Trainer):
         finetuning = self.phase == FINETUNE
         regularize = finetuning and self.method.regularizer
         loss, scores, ids = self.scorer.batch_outputs(batch, self.unit, with_scores=regularize)
-        losses = (loss,)
+        losses = (loss.reshape(()),)  # GCSAN, TransRec return a [1]-shaped loss
         cfg = self.config
         if regularize:
             rank_loss = rank_preserving_loss(

@@ -4,15 +4,72 @@
 ``FinestTrainer``: it keeps the RecBole training dataset (``.dataset``, used by RecBole's
 collector), rebuilds the instances every epoch from the current (possibly perturbed)
 sequences and yields shuffled ``Interaction`` batches.
+
+Layouts: ``prefix`` (RecBole's, one instance per target), ``sequence`` (one window per
+``max_len`` targets, causal models) and, for masked models (BERT4Rec) in ``sequence``
+unit, whole-sequence windows of rows (``TrainingSequences.masked_windows``).
+
+Sequence-unit batches are length-bucketed: windows are shuffled, sorted by length within
+pools of ``BUCKET_POOL_BATCHES`` batches, cut into batches of about ``train_batch_size``
+targets, the batch order is shuffled, and every batch is cut to the width of its longest
+window. Most windows are much shorter than ``max_len`` (reddit: 37% of the ``[W, L]``
+slots hold a target), so this removes most of the padding the encoder would otherwise
+process; trailing padding never changes the outputs at real positions (causal models look
+only left, masked models mask padded keys).
 """
 
 import numpy as np
 import torch
 
 from recbole_finest.data.sequences import take
+from recbole_finest.scoring import MASKED_MODELS
 
 SEQUENCE = "sequence"
 PREFIX = "prefix"
+BUCKET_POOL_BATCHES = 50  # windows are sorted by length within pools of this many batches
+
+
+def uses_masked_windows(config, unit):
+    """True when ``unit`` is ``sequence`` and the model is a masked model (BERT4Rec)."""
+    return unit == SEQUENCE and config["model"] in MASKED_MODELS
+
+
+def trim_width(inter, width, max_len):
+    """Copy of ``inter`` whose ``[B, max_len]`` fields keep only their first ``width`` columns."""
+    if width >= max_len:
+        return inter
+    return type(inter)({
+        key: value[:, :width] if value.dim() == 2 and value.shape[1] == max_len else value
+        for key, value in inter.interaction.items()
+    })
+
+
+def bucketed_batches(lengths, budget, order, pool_batches=BUCKET_POOL_BATCHES):
+    """Batches of window indices of about ``budget`` targets each, windows of similar length together.
+
+    Window ``i`` (in the sorted order) goes to batch ``(targets before it) // budget``, so a
+    batch holds ``budget`` targets give or take one window.
+
+    Args:
+        lengths: int64 ``[W]`` targets per window.
+        budget: targets per batch.
+        order: int64 ``[W]`` a random permutation of the windows.
+
+    Returns a list of int64 index arrays (every window exactly once), in pool order; the
+    caller shuffles the batch order.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(order) == 0:
+        return []
+    mean = max(1.0, float(lengths.mean()))
+    pool = max(1, int(round(pool_batches * budget / mean)))
+    pool_of = np.arange(len(order)) // pool
+    # within each pool (of the shuffled order): longest windows first, stable
+    order = order[np.lexsort((-lengths[order], pool_of))]
+    ends = np.cumsum(lengths[order])
+    batch_of = (ends - lengths[order]) // max(1, budget)  # by the targets before the window
+    cuts = np.flatnonzero(np.diff(batch_of)) + 1
+    return np.split(order, cuts)
 
 
 class SequenceLoader:
@@ -27,7 +84,7 @@ class SequenceLoader:
             perturbation simulation.
 
     In sequence mode a batch holds about as many *targets* as a prefix batch of
-    ``train_batch_size`` instances: ``windows per batch = train_batch_size * W / T``.
+    ``train_batch_size`` instances (length-bucketed, see the module doc).
     """
 
     def __init__(self, dataset, sequences, config, unit, perturb_fn=None):
@@ -38,6 +95,7 @@ class SequenceLoader:
         self.perturb_fn = perturb_fn
         self.max_len = config["MAX_ITEM_LIST_LENGTH"]
         self.batch_size = config["train_batch_size"]
+        self.masked = uses_masked_windows(config, unit)
         self.epoch = 0
         self.current = sequences
 
@@ -47,15 +105,20 @@ class SequenceLoader:
     def instances(self, sequences=None):
         """All instances of ``sequences`` (default: this epoch's) as one Interaction."""
         seqs = self.current if sequences is None else sequences
+        if self.masked:
+            return seqs.masked_windows(self.max_len, self.config)
         if self.unit == SEQUENCE:
             return seqs.window_instances(self.max_len, self.config)
         return seqs.prefix_instances(self.max_len, self.config)
 
-    def _rows_per_batch(self, inter, seqs):
+    def _batch_indices(self, inter, gen):
+        order = torch.randperm(len(inter), generator=gen).numpy()
         if self.unit == PREFIX:
-            return self.batch_size
-        n_targets = max(1, int(np.maximum(seqs.lengths - 1, 0).sum()))
-        return max(1, round(self.batch_size * len(inter) / n_targets))
+            return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        lengths = inter[self.config["ITEM_LIST_LENGTH_FIELD"]].numpy()
+        batches = bucketed_batches(lengths, self.batch_size, order)
+        shuffle = torch.randperm(len(batches), generator=gen).numpy()
+        return [batches[i] for i in shuffle]
 
     def __iter__(self):
         seqs = self.sequences if self.perturb_fn is None else self.perturb_fn(self.sequences, self.epoch)
@@ -69,16 +132,28 @@ class SequenceLoader:
                     torch.randint(1, n_items, (len(inter),), generator=gen)
             }))
         gen = torch.Generator().manual_seed(int(self.config["seed"]) * 7919 + self.epoch)
-        order = torch.randperm(len(inter), generator=gen)
-        step = self._rows_per_batch(inter, seqs)
-        for start in range(0, len(inter), step):
-            yield take(inter, order[start:start + step])
+        lengths = inter[self.config["ITEM_LIST_LENGTH_FIELD"]]
+        for index in self._batch_indices(inter, gen):
+            index = torch.from_numpy(index)
+            width = max(1, int(lengths[index].max()))
+            yield trim_width(take(inter, index), width, self.max_len)
 
 
 def eval_batches(sequences, config, unit, batch_size):
-    """Unshuffled batches of all instances of ``sequences`` for scoring (reference lists)."""
+    """Unshuffled batches of all instances of ``sequences`` for scoring (reference lists).
+
+    Sequence unit: windows sorted by length, about ``batch_size`` targets per batch, each
+    batch cut to its longest window.
+    """
     loader = SequenceLoader(None, sequences, config, unit)
     inter = loader.instances()
-    step = batch_size if unit == PREFIX else max(1, batch_size // config["MAX_ITEM_LIST_LENGTH"])
-    for start in range(0, len(inter), step):
-        yield take(inter, slice(start, start + step))
+    max_len = config["MAX_ITEM_LIST_LENGTH"]
+    lengths = inter[config["ITEM_LIST_LENGTH_FIELD"]]
+    if unit == PREFIX:
+        batches = [np.arange(s, min(s + batch_size, len(inter))) for s in range(0, len(inter), batch_size)]
+    else:
+        batches = bucketed_batches(lengths.numpy(), batch_size, np.arange(len(inter)), pool_batches=len(inter) + 1)
+    for index in batches:
+        index = torch.from_numpy(index)
+        width = max(1, int(lengths[index].max()))
+        yield trim_width(take(inter, index), width, max_len)

@@ -17,6 +17,8 @@ Two instance layouts are built, both vectorized (no Python loop per interaction)
 * sequence windows: one instance per chunk of ``max_len`` consecutive targets of a user;
   inputs ``[W, L]`` and position-wise targets ``[W, L]``, so a causal model scores every
   target of the window in one forward pass.
+* masked windows (BERT4Rec): one instance per chunk of ``max_len`` consecutive rows of a
+  user, chunks aligned to the end of the sequence; every position is keyed by its own row.
 """
 
 from dataclasses import dataclass
@@ -238,6 +240,48 @@ class TrainingSequences:
             fields["time_list"]: self._gather(starts, count, max_len, self.timestamps, 0.0),
             fields["time"]: self.timestamps[last],
             TARGET_SEQ: self._gather(first, count, max_len, self.items, 0),
+            TARGET_ID: self._gather(first, count, max_len, self.ids, -1),
+        }
+        return _to_interaction(data)
+
+
+    def row_window_bounds(self, chunk):
+        """Split every sequence's rows into chunks of at most ``chunk`` rows, aligned to its end.
+
+        Returns ``(seq, first_row, n_rows)``, each int64 ``[W]``: window ``w`` holds rows
+        ``first_row[w] .. first_row[w] + n_rows[w] - 1`` of sequence ``seq[w]``. The last
+        window of a sequence is its last ``chunk`` rows (the test-time context); only the
+        first window of a sequence can be shorter than ``chunk``.
+        """
+        m = self.lengths
+        n_w = -(-m // chunk)
+        seq = np.repeat(np.arange(self.n_sequences), n_w)
+        after = np.repeat(np.cumsum(n_w), n_w) - 1 - np.arange(int(n_w.sum()))  # windows after w
+        end = self.offsets[seq + 1] - after * chunk
+        first = np.maximum(self.offsets[seq], end - chunk)
+        return seq, first, end - first
+
+    def masked_windows(self, max_len, config):
+        """Whole-sequence layout of masked models (BERT4Rec), every row at one position.
+
+        Returns an ``Interaction`` with ``uid [W]``, ``item_id_list [W, L]`` (the rows of
+        the window, left-aligned), ``item_length [W]``, ``timestamp_list [W, L]``,
+        ``finest_target_seq [W, L]`` (= the items: the masked-item labels),
+        ``finest_target_id [W, L]`` (the id of the row at each position, -1 = pad or
+        perturbed), and ``item_id [W]`` / ``timestamp [W]`` = the window's last row.
+        """
+        seq, first, count = self.row_window_bounds(max_len)
+        fields = _field_names(config)
+        last = first + count - 1
+        item_list = self._gather(first, count, max_len, self.items, 0)
+        data = {
+            fields["uid"]: self.user_ids[seq],
+            fields["item_list"]: item_list,
+            fields["length"]: count,
+            fields["item"]: self.items[last],
+            fields["time_list"]: self._gather(first, count, max_len, self.timestamps, 0.0),
+            fields["time"]: self.timestamps[last],
+            TARGET_SEQ: item_list.copy(),
             TARGET_ID: self._gather(first, count, max_len, self.ids, -1),
         }
         return _to_interaction(data)

@@ -1,0 +1,259 @@
+"""``train_unit: sequence`` against ``train_unit: prefix``, and the reference-list storage.
+
+* On sequences of at most ``max_len + 1`` rows every prefix instance sees exactly the
+  items its window position sees, so with dropout off both units must give the same
+  next-item loss and the same scores (SASRec, GRU4Rec, TiSASRec).
+* Reference lists = top-2K of RecBole's own ``full_sort_predict`` on the prefix instances
+  (causal models, both units; BERT4Rec prefix unit); BERT4Rec sequence unit = top-2K of a
+  clean ``forward`` of each window at each row, computed window by window here.
+* BERT4Rec helpers: the vectorized ``full_sort_predict`` / ``calculate_loss`` replacements
+  equal RecBole's with the same masks.
+* Memory-mapped reference lists equal the in-memory ones; int16 ids when the catalogue allows.
+"""
+
+import contextlib
+import os
+
+import numpy as np
+import pytest
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.data.transform import construct_transform
+from recbole.utils import init_seed
+
+from recbole_finest.config import Config
+from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, bucketed_batches
+from recbole_finest.data.sequences import TARGET_ID, TrainingSequences
+from recbole_finest.reference import ReferenceLists, reference_dtype
+from recbole_finest.scoring import mask_items, masked_item_loss
+from recbole_finest.trainer import FinestTrainer
+from recbole_finest.utils import get_model
+
+MAX_LEN = 12
+K = 5
+TINY = dict(
+    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=2,
+    MAX_ITEM_LIST_LENGTH=MAX_LEN, epochs=1, finest_epochs=1, finest_topk=K, train_batch_size=100000,
+    eval_batch_size=64, show_progress=False, seed=7, hidden_dropout_prob=0.0, attn_dropout_prob=0.0,
+    dropout_prob=0.0, loss_type="CE",
+)
+
+
+@contextlib.contextmanager
+def _cwd(path):
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train_unit")
+    with _cwd(tmp):
+        config = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp / "saved")})
+        train, _, _ = data_preparation(config, create_dataset(config))
+
+    def make_trainer(model_name, unit, **overrides):
+        cfg = Config(model_name, "ml-100k", config_dict={
+            **TINY, "checkpoint_dir": str(tmp / "saved"), "train_unit": unit, **overrides})
+        init_seed(cfg["seed"], cfg["reproducibility"])
+        construct_transform(cfg)  # BERT4Rec's mask field names, as data_preparation does
+        model = get_model(model_name)(cfg, train.dataset)
+        model.eval()  # dropout off
+        return FinestTrainer(cfg, model)
+
+    yield dict(train=train, make_trainer=make_trainer, tmp=tmp)
+
+
+def short_sequences(n_items, max_rows=MAX_LEN + 1, n_seq=23, seed=0):
+    """Random sequences of 1..``max_rows`` rows (one of each length up to ``max_rows``)."""
+    rng = np.random.default_rng(seed)
+    n_seq = max(n_seq, max_rows + 3)
+    lengths = np.r_[np.arange(1, max_rows + 1), rng.integers(1, max_rows + 1, n_seq - max_rows)]
+    seq_of_row = np.repeat(np.arange(n_seq), lengths)
+    n = len(seq_of_row)
+    items = rng.integers(1, n_items, n)
+    times = np.sort(rng.random(n) * 1e6) + seq_of_row * 1e7
+    ids = np.arange(n)
+    ids[rng.choice(n, 5, replace=False)] = -1  # a few perturbed rows
+    return TrainingSequences.from_rows(seq_of_row, items, times, ids, np.arange(1, n_seq + 1), n_items)
+
+
+def _single_batch(trainer, seqs, unit):
+    loader = SequenceLoader(None, seqs, trainer.config, unit)
+    batches = list(loader)
+    assert len(batches) == 1  # train_batch_size holds every target
+    return batches[0]
+
+
+@pytest.mark.parametrize("model_name", ["SASRec", "GRU4Rec", "TiSASRec"])
+def test_prefix_and_sequence_give_the_same_loss_and_scores(env, model_name):
+    trainer = env["make_trainer"](model_name, "sequence")
+    seqs = short_sequences(trainer.model.n_items)
+    scorer = trainer.scorer
+    with torch.no_grad():
+        loss_p, scores_p, ids_p = scorer.batch_outputs(_single_batch(trainer, seqs, PREFIX), PREFIX)
+        loss_s, scores_s, ids_s = scorer.batch_outputs(_single_batch(trainer, seqs, SEQUENCE), SEQUENCE)
+    # CE over every target: the mean over the same T instances
+    assert torch.allclose(loss_p, loss_s, rtol=1e-5, atol=1e-6), (float(loss_p), float(loss_s))
+    known = np.sort(seqs.ids[seqs.target_rows()])
+    known = known[known >= 0]
+    for ids, scores in ((ids_p, scores_p), (ids_s, scores_s)):
+        order = torch.argsort(ids)
+        assert np.array_equal(ids[order].numpy(), known)
+    order_p, order_s = torch.argsort(ids_p), torch.argsort(ids_s)
+    assert torch.allclose(scores_p[order_p], scores_s[order_s], rtol=1e-4, atol=1e-5)
+
+
+def test_sequence_loss_differs_from_an_unrelated_loss(env):
+    """The equality above is not vacuous: other data gives another loss."""
+    trainer = env["make_trainer"]("SASRec", "sequence")
+    a = short_sequences(trainer.model.n_items, seed=0)
+    b = short_sequences(trainer.model.n_items, seed=1)
+    with torch.no_grad():
+        la = trainer.scorer.batch_outputs(_single_batch(trainer, a, SEQUENCE), SEQUENCE)[0]
+        lb = trainer.scorer.batch_outputs(_single_batch(trainer, b, SEQUENCE), SEQUENCE)[0]
+    assert abs(float(la) - float(lb)) > 1e-4
+
+
+@torch.no_grad()
+def _expected_prefix_top2k(model, seqs, config):
+    """Top-2K of RecBole's ``full_sort_predict`` on every prefix instance, by target id."""
+    inter = seqs.prefix_instances(MAX_LEN, config)
+    keep = inter[TARGET_ID] >= 0
+    scores = model.full_sort_predict(inter)[keep]
+    scores[:, 0] = -torch.inf
+    return inter[TARGET_ID][keep], scores
+
+
+def _assert_reference(reference, ids, scores):
+    """The stored lists are a top-2K of ``scores`` (compared by score, so ties cannot fail)."""
+    got = reference.lookup(ids)
+    want = torch.topk(scores, 2 * K, dim=1)
+    assert torch.allclose(scores.gather(1, got), want.values, rtol=1e-5, atol=1e-6)
+    assert bool(reference.known[ids].all())
+
+
+@pytest.mark.parametrize("model_name,unit", [
+    ("SASRec", "sequence"), ("SASRec", "prefix"), ("GRU4Rec", "sequence"), ("BERT4Rec", "prefix"),
+])
+def test_reference_lists_equal_full_sort_predict(env, model_name, unit):
+    trainer = env["make_trainer"](model_name, unit)
+    seqs = short_sequences(trainer.model.n_items)
+    reference = trainer.build_reference(seqs)
+    ids, scores = _expected_prefix_top2k(trainer.model, seqs, trainer.config)
+    _assert_reference(reference, ids, scores)
+
+
+@torch.no_grad()
+def test_bert4rec_sequence_reference_is_the_clean_window_at_every_row(env):
+    trainer = env["make_trainer"]("BERT4Rec", "sequence")
+    model = trainer.model
+    seqs = short_sequences(model.n_items, max_rows=3 * MAX_LEN + 2)
+    reference = trainer.build_reference(seqs)
+    weights = model.item_embedding.weight[: model.n_items]
+    ids, rows = [], []
+    for u in range(seqs.n_sequences):  # windows of MAX_LEN rows, the last one ends the sequence
+        start, end = seqs.offsets[u], seqs.offsets[u + 1]
+        while end > start:
+            first = max(start, end - MAX_LEN)
+            items = torch.as_tensor(seqs.items[first:end])[None, :]
+            hidden = model.forward(items)[0]
+            rows.append(hidden @ weights.T + model.output_bias)
+            ids.append(torch.as_tensor(seqs.ids[first:end]))
+            end = first
+    ids, scores = torch.cat(ids), torch.cat(rows)
+    keep = ids >= 0
+    scores[:, 0] = -torch.inf
+    _assert_reference(reference, ids[keep], scores[keep])
+
+
+@torch.no_grad()
+def test_bert4rec_vectorized_helpers_equal_recbole(env):
+    trainer = env["make_trainer"]("BERT4Rec", "prefix")
+    model, scorer = trainer.model, trainer.scorer
+    seqs = short_sequences(model.n_items, max_rows=2 * MAX_LEN)
+    inter = seqs.prefix_instances(MAX_LEN, trainer.config)
+    assert torch.allclose(scorer.last_scores(inter), model.full_sort_predict(inter), rtol=1e-5, atol=1e-5)
+    torch.manual_seed(3)
+    masked = mask_items(seqs.masked_windows(MAX_LEN, trainer.config), model)
+    assert int((masked[model.MASK_INDEX] > 0).sum()) > 0
+    hidden = model.forward(masked[model.MASK_ITEM_SEQ])
+    for loss_type in ("CE", "BPR"):
+        model.loss_type = loss_type
+        assert torch.allclose(masked_item_loss(model, hidden, masked), model.calculate_loss(masked), rtol=1e-5)
+    model.loss_type = "CE"
+
+
+def test_bert4rec_sequence_batch_scores_every_known_row_from_one_pass(env):
+    trainer = env["make_trainer"]("BERT4Rec", "sequence")
+    seqs = short_sequences(trainer.model.n_items, max_rows=2 * MAX_LEN)
+    batch = _single_batch(trainer, seqs, SEQUENCE)
+    calls, forward = [], trainer.model.forward
+    trainer.model.forward = lambda *args: calls.append(1) or forward(*args)
+    try:
+        with torch.no_grad():
+            loss, scores, ids = trainer.scorer.batch_outputs(batch, SEQUENCE)
+    finally:
+        del trainer.model.forward
+    assert len(calls) == 1 and torch.isfinite(loss)
+    known = seqs.ids[seqs.ids >= 0]
+    assert np.array_equal(np.sort(ids.numpy()), np.sort(known))  # every known row, first rows included
+    assert scores.shape == (len(known), trainer.model.n_items)
+
+
+def test_row_window_bounds_by_hand():
+    seqs = TrainingSequences.from_rows(np.repeat([0, 1, 2], [7, 3, 0]), np.arange(1, 11), np.zeros(10),
+                                       np.arange(10), np.array([1, 2, 3]), 20)
+    seq, first, count = seqs.row_window_bounds(3)
+    assert seq.tolist() == [0, 0, 0, 1]
+    assert first.tolist() == [0, 1, 4, 7]  # 7 rows -> [0], [1..3], [4..6]: the last window ends the sequence
+    assert count.tolist() == [1, 3, 3, 3]
+
+
+def test_bucketed_batches_cover_every_window_once():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 51, 1000)
+    batches = bucketed_batches(lengths, 512, rng.permutation(1000), pool_batches=50)
+    flat = np.concatenate(batches)
+    assert np.array_equal(np.sort(flat), np.arange(1000))
+    sizes = np.array([lengths[b].sum() for b in batches])
+    assert (np.abs(sizes[:-1] - 512) < 50).all()  # within one window of the budget
+    assert sizes.sum() == lengths.sum()
+    # padding: slots of [len(batch), longest] per target; unsorted batches of this data: 1.84
+    slots = sum(len(b) * lengths[b].max() for b in batches)
+    assert slots < 1.3 * lengths.sum()
+
+
+def test_memmap_reference_equals_in_memory(env, tmp_path):
+    trainer = env["make_trainer"]("SASRec", "sequence")
+    seqs = short_sequences(trainer.model.n_items)
+    in_memory = trainer.build_reference(seqs)
+    disk = env["make_trainer"]("SASRec", "sequence", finest_reference_file=str(tmp_path / "ref.npy"))
+    on_disk = disk.build_reference(seqs)
+    assert on_disk.on_disk and not in_memory.on_disk
+    assert os.path.getsize(tmp_path / "ref.npy") >= on_disk.table.size * on_disk.table.itemsize
+    assert np.array_equal(np.asarray(on_disk.table), in_memory.table.numpy())
+    ids = torch.as_tensor(seqs.ids[seqs.ids >= 0][1:])
+    assert torch.equal(on_disk.lookup(ids), in_memory.lookup(ids))
+    assert on_disk.lookup(ids).dtype == torch.long
+    reread = np.load(tmp_path / "ref.npy", mmap_mode="r")
+    assert np.array_equal(reread, in_memory.table.numpy())
+
+
+def test_reference_ids_are_int16_when_the_catalogue_allows(env, tmp_path):
+    assert reference_dtype(32767) == torch.int16
+    assert reference_dtype(32768) == torch.int32
+    trainer = env["make_trainer"]("SASRec", "sequence")
+    ref = trainer.build_reference(short_sequences(trainer.model.n_items))
+    assert ref.table.dtype == torch.int16
+    assert ref.table.element_size() * ref.table.shape[1] == 2 * 2 * K  # instances x 2K x 2 bytes
+    big = ReferenceLists.empty(4, K, 40000, "cpu")
+    assert big.table.dtype == torch.int32
+    big.store(torch.tensor([1]), torch.full((1, 2 * K), 39999))
+    assert int(big.lookup(torch.tensor([1]))[0, 0]) == 39999
+    disk = ReferenceLists.empty(4, K, 100, "cpu", str(tmp_path / "r.npy"))
+    assert disk.table.dtype == np.int16
