@@ -11,7 +11,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from recbole.data.interaction import Interaction  # noqa: E402
 
 from recbole_finest.model import TiSASRec  # noqa: E402
-from recbole_finest.model.tisasrec import compute_time_interval_matrix  # noqa: E402
+from recbole_finest.model.tisasrec import (  # noqa: E402
+    TimeIntervalMultiHeadAttention,
+    compute_time_interval_matrix,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_YAML = os.path.join(REPO_ROOT, "properties", "model", "TiSASRec.yaml")
@@ -170,6 +173,46 @@ def test_model_interval_matrix_uses_item_padding():
 
 
 # --------------------------------------------------------------------------- model
+
+
+def pairwise_attention(att, queries, keys, attn_mask, pos_k, pos_v, time_matrix, emb_k, emb_v):
+    """The reference code's form: materialize the ``[B, L, L, H]`` interval embeddings."""
+    B, L, H = queries.shape
+    h, d = att.n_heads, att.head_size
+    q = att.query(queries).view(B, L, h, d)
+    k = (att.key(keys) + pos_k).view(B, L, h, d)
+    v = (att.value(keys) + pos_v).view(B, L, h, d)
+    tk = emb_k[time_matrix].view(B, L, L, h, d)  # [b, i, j, h, d]
+    tv = emb_v[time_matrix].view(B, L, L, h, d)
+    scores = torch.einsum("bihd,bjhd->bhij", q, k) + torch.einsum("bihd,bijhd->bhij", q, tk)
+    scores = (scores / d**0.5).masked_fill(~attn_mask.unsqueeze(1), torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1)
+    out = torch.einsum("bhij,bjhd->bihd", probs, v) + torch.einsum("bhij,bijhd->bihd", probs, tv)
+    return out.reshape(B, L, H) + queries
+
+
+def test_factored_attention_equals_pairwise_form():
+    """Gather / scatter-add over the interval tables == attending over [B, L, L, H] embeddings."""
+    torch.manual_seed(4)
+    B, L, H, T = 3, 7, 12, 9
+    att = TimeIntervalMultiHeadAttention(n_heads=3, hidden_size=H, attn_dropout_prob=0.0)
+    queries, keys, pos_k, pos_v = (torch.randn(B, L, H, dtype=torch.float64) for _ in range(4))
+    att = att.double()
+    lengths = torch.tensor([7, 4, 1])
+    valid = torch.arange(L)[None, :] < lengths[:, None]
+    attn_mask = torch.ones(L, L, dtype=torch.bool).tril()[None] & valid[:, None, :]
+    time_matrix = torch.randint(0, T, (B, L, L))
+    emb_k = torch.randn(T, H, dtype=torch.float64, requires_grad=True)
+    emb_v = torch.randn(T, H, dtype=torch.float64, requires_grad=True)
+    got = att(queries, keys, attn_mask, pos_k, pos_v, time_matrix, emb_k, emb_v)
+    want = pairwise_attention(att, queries, keys, attn_mask, pos_k, pos_v, time_matrix, emb_k, emb_v)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    # same gradients into the interval tables
+    g_got = torch.autograd.grad(got.square().sum(), (emb_k, emb_v))
+    g_want = torch.autograd.grad(want.square().sum(), (emb_k, emb_v))
+    for a, b in zip(g_got, g_want):
+        assert a.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_output_shapes_and_consistency():

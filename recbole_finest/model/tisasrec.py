@@ -22,6 +22,12 @@ s), time_span)`` where ``s`` is the smallest non-zero interval of the user's seq
 there is none). To keep every position causal (its output must not depend on later positions,
 timestamps included), ``s`` is computed for query row ``i`` from positions ``<= i`` only; at the
 last real position (the one ``forward`` returns) this is exactly the whole sequence's minimum.
+
+One deliberate difference from the reference code: it applies dropout to the gathered
+``[B, L, L, H]`` interval embeddings; this port never builds that tensor (see
+:class:`TimeIntervalMultiHeadAttention`) and applies the same dropout rate to the ``[T, H]``
+interval tables instead, one mask per forward pass. In eval mode (or with dropout 0) the two
+are the same function.
 """
 
 import math
@@ -76,9 +82,18 @@ def compute_time_interval_matrix(time_seq, valid_mask, time_span):
 class TimeIntervalMultiHeadAttention(nn.Module):
     r"""Multi-head self-attention with absolute-position and time-interval terms.
 
-    score[i, j] = q_i . (k_j + P^K_j + R^K_ij) / sqrt(d)
-    out_i       = sum_j a_ij (v_j + P^V_j + R^V_ij)
+    score[i, j] = q_i . (k_j + P^K_j + E^K[r_ij]) / sqrt(d)
+    out_i       = sum_j a_ij (v_j + P^V_j + E^V[r_ij])
     followed by a residual connection to the (layer-normalized) queries.
+
+    The interval terms never materialize the ``[B, L, L, H]`` embeddings of the
+    reference code: with ``T = time_span + 1`` interval values,
+
+    * ``q_i . E^K[r_ij]`` is ``(q_i . E^K^T)[r_ij]``: one ``[B, h, L, T]`` product, then a gather;
+    * ``sum_j a_ij E^V[r_ij]`` is ``sum_t (sum_{j: r_ij = t} a_ij) E^V[t]``: a scatter-add
+      of the attention weights into ``[B, h, L, T]`` buckets, then one product.
+
+    Same function as the pairwise form (tested against it); about 5x faster on CPU.
     """
 
     def __init__(self, n_heads, hidden_size, attn_dropout_prob):
@@ -95,39 +110,39 @@ class TimeIntervalMultiHeadAttention(nn.Module):
         self.value = nn.Linear(hidden_size, hidden_size)
         self.attn_dropout = nn.Dropout(attn_dropout_prob)
 
-    def _split(self, x):
-        # [..., H] -> [..., n_heads, d]
-        return x.view(*x.shape[:-1], self.n_heads, self.head_size)
+    def _heads(self, x):
+        # [B, L, H] -> [B, h, L, d]
+        return x.view(*x.shape[:-1], self.n_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, queries, keys, attn_mask, pos_k, pos_v, time_k, time_v):
+    def forward(self, queries, keys, attn_mask, pos_k, pos_v, time_matrix, time_emb_k, time_emb_v):
         """
-        queries, keys: [B, L, H]; attn_mask: [B, L, L] bool (True = may attend);
-        pos_k, pos_v: [B, L, H]; time_k, time_v: [B, L, L, H].
+        Args:
+            queries, keys: ``[B, L, H]``.
+            attn_mask: ``[B, L, L]`` bool (True = may attend).
+            pos_k, pos_v: ``[B, L, H]`` absolute position embeddings.
+            time_matrix: ``[B, L, L]`` long interval ids in ``[0, T)``.
+            time_emb_k, time_emb_v: ``[T, H]`` interval embedding tables.
+
+        Returns:
+            ``[B, L, H]``.
         """
         B, L, H = queries.shape
-        q = self._split(self.query(queries))  # [B, L, h, d]
-        k = self._split(self.key(keys))
-        v = self._split(self.value(keys))
-        pk, pv = self._split(pos_k), self._split(pos_v)  # [B, L, h, d]
-        tk, tv = self._split(time_k), self._split(time_v)  # [B, L, L, h, d]
+        h, d = self.n_heads, self.head_size
+        q = self._heads(self.query(queries))  # [B, h, L, d]
+        k = self._heads(self.key(keys) + pos_k)
+        v = self._heads(self.value(keys) + pos_v)
+        ek = time_emb_k.view(-1, h, d).transpose(0, 1)  # [h, T, d]
+        ev = time_emb_v.view(-1, h, d).transpose(0, 1)
+        index = time_matrix.unsqueeze(1).expand(B, h, L, L)
 
-        scores = (
-            torch.einsum("bihd,bjhd->bhij", q, k)
-            + torch.einsum("bihd,bjhd->bhij", q, pk)
-            + torch.einsum("bihd,bijhd->bhij", q, tk)
-        ) / math.sqrt(self.head_size)
-        scores = scores.masked_fill(
-            ~attn_mask.unsqueeze(1), torch.finfo(scores.dtype).min
-        )
-        probs = torch.softmax(scores, dim=-1)
-        probs = self.attn_dropout(probs)
+        scores = q @ k.transpose(-1, -2) + (q @ ek.transpose(-1, -2)).gather(-1, index)
+        scores = scores / math.sqrt(d)  # [B, h, L, L]
+        scores = scores.masked_fill(~attn_mask.unsqueeze(1), torch.finfo(scores.dtype).min)
+        probs = self.attn_dropout(torch.softmax(scores, dim=-1))
 
-        out = (
-            torch.einsum("bhij,bjhd->bihd", probs, v)
-            + torch.einsum("bhij,bjhd->bihd", probs, pv)
-            + torch.einsum("bhij,bijhd->bihd", probs, tv)
-        )
-        return out.reshape(B, L, H) + queries
+        buckets = probs.new_zeros(B, h, L, ek.shape[1]).scatter_add(-1, index, probs)  # [B, h, L, T]
+        out = probs @ v + buckets @ ev  # [B, h, L, d]
+        return out.transpose(1, 2).reshape(B, L, H) + queries
 
 
 class PointWiseFeedForward(nn.Module):
@@ -180,9 +195,9 @@ class TiSASRecBlock(nn.Module):
             hidden_size, inner_size, hidden_dropout_prob, hidden_act
         )
 
-    def forward(self, seq, attn_mask, timeline_mask, pos_k, pos_v, time_k, time_v):
+    def forward(self, seq, attn_mask, timeline_mask, pos_k, pos_v, time_matrix, time_emb_k, time_emb_v):
         queries = self.attn_layer_norm(seq)
-        seq = self.attention(queries, seq, attn_mask, pos_k, pos_v, time_k, time_v)
+        seq = self.attention(queries, seq, attn_mask, pos_k, pos_v, time_matrix, time_emb_k, time_emb_v)
         seq = self.feed_forward(self.ffn_layer_norm(seq))
         return seq * timeline_mask
 
@@ -308,14 +323,15 @@ class TiSASRec(SequentialRecommender):
         pos_v = self.pos_V_dropout(self.abs_pos_V_embedding(position_ids))
 
         time_matrix = self.time_interval_matrix(item_seq, time_seq)  # [B, L, L]
-        time_k = self.time_K_dropout(self.time_matrix_K_embedding(time_matrix))
-        time_v = self.time_V_dropout(self.time_matrix_V_embedding(time_matrix))
+        # dropout on the interval tables [T, H] (one mask per pass, see the module doc)
+        time_emb_k = self.time_K_dropout(self.time_matrix_K_embedding.weight)
+        time_emb_v = self.time_V_dropout(self.time_matrix_V_embedding.weight)
 
         causal = torch.ones(L, L, dtype=torch.bool, device=item_seq.device).tril()
         attn_mask = causal.unsqueeze(0) & valid.unsqueeze(1)  # [B, L(query), L(key)]
 
         for block in self.blocks:
-            seq = block(seq, attn_mask, timeline_mask, pos_k, pos_v, time_k, time_v)
+            seq = block(seq, attn_mask, timeline_mask, pos_k, pos_v, time_matrix, time_emb_k, time_emb_v)
         return self.last_layer_norm(seq)
 
     def forward(self, item_seq, item_seq_len, time_seq):
