@@ -19,6 +19,7 @@ def parse_args(argv=None):
     parser.add_argument("--model", "-m", type=str, default=None, help="model name (default: the demo, SASRec)")
     parser.add_argument("--dataset", "-d", type=str, default=None, help="dataset name (default: ml-100k)")
     parser.add_argument("--config_files", type=str, default=None, help="space-separated .yaml files")
+    parser.add_argument("--study", action="store_true", help="run (or resume) the stability study grid of the study_* keys")
     args, _ = parser.parse_known_args(argv)
     return args
 
@@ -31,6 +32,10 @@ def main(argv=None):
             raise SystemExit(f"config file not found: {f}")
     if args.model is None and args.dataset is None:
         files = [os.path.join(properties_dir(), "overall", "demo.yaml")] + files
+    if args.study:
+        from recbole_finest.study import run_study
+
+        return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None)
     return run_recbole_finest(model=args.model, dataset=args.dataset, config_file_list=files or None)
 
 

@@ -8,6 +8,8 @@ B_pre+method) side by side with next-item accuracy.
 """
 
 import copy
+import os
+from dataclasses import dataclass
 from logging import getLogger
 
 import numpy as np
@@ -16,6 +18,7 @@ from recbole.utils import init_seed, set_color
 
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
+from recbole_finest.fileio import load_checkpoint, save_checkpoint
 from recbole_finest.metrics import jaccard, rank_lists, rbo
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
@@ -24,14 +27,16 @@ ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 
 
 @torch.no_grad()
-def test_rank_lists(model, eval_data, depth=None):
-    """Rank lists and target ranks of every eval instance.
+def test_outputs(model, eval_data, depth=None):
+    """Rank lists, target ranks and users of every eval instance.
 
-    Returns ``(lists [N, depth] long, target_rank [N] long)``: ``target_rank`` is the
-    0-based position of the instance's next item in the full ranking.
+    Returns ``(lists [N, depth] long, target_rank [N] long, users [N] long)``:
+    ``target_rank`` is the 0-based position of the instance's next item in the full
+    ranking; ``users`` the RecBole internal user id of each instance.
     """
     model.eval()
-    lists, ranks = [], []
+    uid = eval_data.dataset.uid_field
+    lists, ranks, users = [], [], []
     for interaction, _, _, positive_i in eval_data:
         interaction = interaction.to(model.device)
         scores = model.full_sort_predict(interaction).view(len(positive_i), -1)
@@ -39,24 +44,60 @@ def test_rank_lists(model, eval_data, depth=None):
         target = positive_i.to(scores.device)
         ranks.append((scores > scores.gather(1, target[:, None])).sum(1))
         lists.append(rank_lists(scores, depth))
-    return torch.cat(lists), torch.cat(ranks)
+        users.append(interaction[uid].view(-1))
+    return torch.cat(lists), torch.cat(ranks), torch.cat(users)
+
+
+def test_rank_lists(model, eval_data, depth=None):
+    """``(lists [N, depth] long, target_rank [N] long)`` of every eval instance."""
+    lists, ranks, _ = test_outputs(model, eval_data, depth)
+    return lists, ranks
+
+
+@dataclass
+class EvalOutput:
+    """One trained model on the test split.
+
+    Attributes:
+        result: RecBole's metrics (``recall@10``, ``ndcg@10``, ...) plus full-ranking ``mrr``.
+        lists: long ``[N, depth]`` rank lists of the N test instances.
+        rr: float64 ``[N]`` reciprocal rank of each instance's next item (full ranking).
+        users: long ``[N]`` internal user id of each instance.
+    """
+
+    result: dict
+    lists: torch.Tensor
+    rr: torch.Tensor
+    users: torch.Tensor
+
+
+def evaluate_model(trainer, eval_data, depth=None):
+    """``EvalOutput`` of a trained model on ``eval_data``."""
+    result = dict(trainer.evaluate(eval_data, load_best_model=False))
+    lists, ranks, users = test_outputs(trainer.model, eval_data, depth)
+    rr = 1.0 / (ranks.double() + 1)
+    result["mrr"] = float(rr.mean())
+    return EvalOutput(result, lists, rr.cpu(), users.cpu())
 
 
 def evaluate(trainer, eval_data, depth=None):
     """Accuracy metrics of a trained model and its rank lists on ``eval_data``."""
-    result = dict(trainer.evaluate(eval_data, load_best_model=False))
-    lists, ranks = test_rank_lists(trainer.model, eval_data, depth)
-    result["mrr"] = float((1.0 / (ranks.double() + 1)).mean())
-    return result, lists
+    out = evaluate_model(trainer, eval_data, depth)
+    return out.result, out.lists
+
+
+def compare_instances(lists_a, lists_b, config):
+    """Per-instance RLS of two models: ``{"rbo": [N], "jaccard@k": [N]}`` float tensors."""
+    k = config["jaccard_k"]
+    return {
+        "rbo": rbo(lists_a, lists_b, p=config["rbo_p"]),
+        f"jaccard@{k}": jaccard(lists_a, lists_b, k=k),
+    }
 
 
 def compare(lists_a, lists_b, config):
     """RLS of two models: mean RBO and Jaccard@k over instances."""
-    k = config["jaccard_k"]
-    return {
-        "rbo": float(rbo(lists_a, lists_b, p=config["rbo_p"]).mean()),
-        f"jaccard@{k}": float(jaccard(lists_a, lists_b, k=k).mean()),
-    }
+    return {key: float(v.mean()) for key, v in compare_instances(lists_a, lists_b, config).items()}
 
 
 def perturbed_sequences(config, sequences):
@@ -73,9 +114,27 @@ def perturbed_sequences(config, sequences):
 
 
 class StabilityRun:
-    """Models A and B of one seed: pre-trained once, fine-tuned by any number of methods."""
+    """Models A and B of one seed: pre-trained once, fine-tuned by any number of methods.
 
-    def __init__(self, config, train_data, valid_data, test_data, saved=True, show_progress=False):
+    ``pretrain()`` returns the Original row, ``finetune(method)`` the row of ``method``
+    (pre-training first if needed). Every row is the mean over test instances; the
+    per-instance values of the last call are kept in ``instances[method]`` (numpy arrays
+    ``rbo [N]``, ``jaccard@k [N]``, ``rr_a`` / ``rr_b [N]`` reciprocal ranks of A / B,
+    ``user [N]`` internal user ids).
+
+    Args:
+        shared: optional dict shared by every run of the same model, seed and settings
+            but different evaluation perturbations. Model A does not depend on the
+            perturbation, so its pre-trained / fine-tuned states, test outputs and
+            reference lists are computed once and kept there.
+        state_path: optional ``f(side, stage) -> path or None`` (side ``"A"`` / ``"B"``,
+            stage ``"pretrained"`` or a method name). A state dict found there is loaded
+            instead of training; a trained one is saved there (atomically), so an
+            interrupted study never trains a model twice.
+    """
+
+    def __init__(self, config, train_data, valid_data, test_data, saved=True, show_progress=False,
+                 shared=None, state_path=None):
         self.config = config
         self.valid_data, self.test_data = valid_data, test_data
         self.saved, self.show_progress = saved, show_progress
@@ -84,12 +143,35 @@ class StabilityRun:
         self.seqs_a = TrainingSequences.from_dataset(self.dataset)
         self.perturbation = perturbed_sequences(config, self.seqs_a)
         self.seqs_b = self.perturbation.seqs
-        init_seed(config["seed"], config["reproducibility"])
-        model_cls = get_model(config["model"])
-        self.initial_state = copy.deepcopy(model_cls(config, self.dataset).state_dict())
-        self.model_cls = model_cls
-        self.pretrained = {}
-        self.reference = {}
+        self.model_cls = get_model(config["model"])
+        self.shared = {} if shared is None else shared
+        self.state_path = state_path or (lambda side, stage: None)
+        self.sides = {"A": self.shared.setdefault("A", {}), "B": {}}
+        for side in self.sides.values():
+            side.setdefault("states", {})
+            side.setdefault("outputs", {})
+        self.instances = {}
+        self._initial_state = None
+
+    @property
+    def initial_state(self):
+        """State dict of the seed's initial parameters (shared by A and B)."""
+        if self._initial_state is None:
+            init_seed(self.config["seed"], self.config["reproducibility"])
+            self._initial_state = copy.deepcopy(self.model_cls(self.config, self.dataset).state_dict())
+        return self._initial_state
+
+    @property
+    def pretrained(self):
+        """``{side: state dict}`` of the pre-trained models available so far."""
+        return {side: v["states"]["pretrained"] for side, v in self.sides.items() if "pretrained" in v["states"]}
+
+    @pretrained.setter
+    def pretrained(self, states):
+        """Use the given ``{side: state dict}`` as pre-trained models (they are not trained again)."""
+        for side, state in states.items():
+            self.sides[side]["states"]["pretrained"] = state
+            self.sides[side]["outputs"].pop("pretrained", None)
 
     def _trainer(self, state, tag):
         model = self.model_cls(self.config, self.dataset).to(self.config["device"])
@@ -101,49 +183,97 @@ class StabilityRun:
     def _seqs(self, side):
         return self.seqs_a if side == "A" else self.seqs_b
 
+    def _stored(self, side, stage):
+        """State dict of ``side`` after ``stage`` from ``state_path``, or None."""
+        path = self.state_path(side, stage)
+        if path and os.path.isfile(path):
+            self.logger.info(f"model {side} ({stage}): loading {path}")
+            return load_checkpoint(path, map_location=self.config["device"])
+        return None
+
+    def _store(self, side, stage, state):
+        path = self.state_path(side, stage)
+        if path:
+            save_checkpoint(state, path)
+
+    def _model(self, side, stage, train):
+        """``(trainer, output)`` of ``side`` after ``stage``: cached, loaded or trained by ``train()``."""
+        cache = self.sides[side]
+        if stage in cache["outputs"]:
+            return cache["outputs"][stage]
+        state = cache["states"].get(stage)
+        if state is None:
+            state = self._stored(side, stage)
+        if state is None:
+            trainer = train()
+            state = copy.deepcopy(trainer.model.state_dict())
+            self._store(side, stage, state)
+        else:
+            trainer = self._trainer(state, f"-{side}-{stage}")
+        cache["states"][stage] = state
+        cache["outputs"][stage] = evaluate_model(trainer, self.test_data, self.config["rbo_depth"])
+        return cache["outputs"][stage]
+
     def pretrain(self):
         """Pre-train A and B from the same initial parameters and seed; evaluate both."""
         out = {}
         for side in ("A", "B"):
-            trainer = self._trainer(self.initial_state, f"-{side}")
-            init_seed(self.config["seed"], self.config["reproducibility"])
-            self.logger.info(set_color(f"model {side}: pre-training", "yellow"))
-            trainer.pretrain(self._seqs(side), self.valid_data, saved=self.saved, show_progress=self.show_progress)
-            self.pretrained[side] = copy.deepcopy(trainer.model.state_dict())
-            out[side] = evaluate(trainer, self.test_data, self.config["rbo_depth"])
+            def train(side=side):
+                trainer = self._trainer(self.initial_state, f"-{side}")
+                init_seed(self.config["seed"], self.config["reproducibility"])
+                self.logger.info(set_color(f"model {side}: pre-training", "yellow"))
+                trainer.pretrain(self._seqs(side), self.valid_data, saved=self.saved,
+                                 show_progress=self.show_progress)
+                return trainer
+
+            out[side] = self._model(side, "pretrained", train)
         return self._row("original", out)
+
+    def _reference(self, side):
+        """Reference lists of the pre-trained ``side`` on its own training sequences."""
+        cache = self.sides[side]
+        if "reference" not in cache:
+            trainer = self._trainer(cache["states"]["pretrained"], f"-{side}-ref")
+            cache["reference"] = trainer.build_reference(self._seqs(side), self.show_progress)
+        return cache["reference"]
 
     def finetune(self, method):
         """Fine-tune A_pre and B_pre with ``method``; returns the result row."""
-        if not self.pretrained:
+        if method == "original":
+            return self.pretrain()
+        if len(self.pretrained) < 2:
             self.pretrain()
         cfg = self.config
         cfg["finetune_method"] = method
         out = {}
         for side in ("A", "B"):
-            trainer = self._trainer(self.pretrained[side], f"-{side}-{method}")
-            reference = None
-            if trainer.method.regularizer:
-                ref_side = "A" if cfg["reference_protocol"] == "shared" else side
-                if ref_side not in self.reference:
-                    ref_trainer = self._trainer(self.pretrained[ref_side], f"-{ref_side}-ref")
-                    self.reference[ref_side] = ref_trainer.build_reference(self._seqs(ref_side), self.show_progress)
-                reference = self.reference[ref_side]
-            init_seed(cfg["seed"] + 1, cfg["reproducibility"])
-            self.logger.info(set_color(f"model {side}: fine-tuning with {method}", "yellow"))
-            if trainer.method.finetune:
-                trainer.finetune(self._seqs(side), self.valid_data, reference, saved=self.saved,
-                                 show_progress=self.show_progress)
-            out[side] = evaluate(trainer, self.test_data, cfg["rbo_depth"])
+            def train(side=side):
+                trainer = self._trainer(self.sides[side]["states"]["pretrained"], f"-{side}-{method}")
+                reference = None
+                if trainer.method.regularizer:
+                    reference = self._reference("A" if cfg["reference_protocol"] == "shared" else side)
+                init_seed(cfg["seed"] + 1, cfg["reproducibility"])
+                self.logger.info(set_color(f"model {side}: fine-tuning with {method}", "yellow"))
+                if trainer.method.finetune:
+                    trainer.finetune(self._seqs(side), self.valid_data, reference, saved=self.saved,
+                                     show_progress=self.show_progress)
+                return trainer
+
+            out[side] = self._model(side, method, train)
         return self._row(method, out)
 
     def _row(self, method, out):
-        (acc_a, lists_a), (acc_b, lists_b) = out["A"], out["B"]
-        row = {"method": method, **compare(lists_a, lists_b, self.config)}
+        a, b = out["A"], out["B"]
+        per_instance = compare_instances(a.lists, b.lists, self.config)
+        self.instances[method] = {
+            **{k: v.cpu().numpy() for k, v in per_instance.items()},
+            "rr_a": a.rr.numpy(), "rr_b": b.rr.numpy(), "user": a.users.numpy(),
+        }
+        row = {"method": method, **{k: float(v.mean()) for k, v in per_instance.items()}}
         for key in ACCURACY_KEYS:
-            if key in acc_a:
-                row[key] = acc_a[key]
-                row[f"{key} (B)"] = acc_b[key]
+            if key in a.result:
+                row[key] = a.result[key]
+                row[f"{key} (B)"] = b.result[key]
         return row
 
 
