@@ -3,6 +3,7 @@
     python run_recbole_finest.py                                  # the demo: SASRec on ml-100k
     python run_recbole_finest.py --model=BERT4Rec --dataset=reddit --raw_data_file=../shared/data/reddit.tsv
     python run_recbole_finest.py --model=SASRec --dataset=reddit --config_files "a.yaml b.yaml" --finest_topk=50
+    python run_recbole_finest.py --tune --model=SASRec --dataset=reddit --search_space properties/tune/finest.yaml
 
 Any RecBole or plugin key can be given as ``--key=value`` (RecBole's own parsing).
 """
@@ -20,6 +21,9 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", "-d", type=str, default=None, help="dataset name (default: ml-100k)")
     parser.add_argument("--config_files", type=str, default=None, help="space-separated .yaml files")
     parser.add_argument("--study", action="store_true", help="run (or resume) the stability study grid of the study_* keys")
+    parser.add_argument("--tune", action="store_true", help="Ray Tune search (docs/tuning.md)")
+    parser.add_argument("--search_space", type=str, default=None, help="--tune: search-space .yaml (default: properties/tune/finest.yaml)")
+    parser.add_argument("--ray_address", type=str, default=None, help="--tune: join this Ray cluster (auto = the local `ray start` one)")
     args, _ = parser.parse_known_args(argv)
     return args
 
@@ -36,6 +40,11 @@ def main(argv=None):
         from recbole_finest.study import run_study
 
         return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None)
+    if args.tune:
+        from recbole_finest.tune import run_tune
+
+        return run_tune(model=args.model, dataset=args.dataset, config_file_list=files or None,
+                        search_space=args.search_space, ray_address=args.ray_address)
     return run_recbole_finest(model=args.model, dataset=args.dataset, config_file_list=files or None)
 
 
