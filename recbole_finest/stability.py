@@ -20,6 +20,7 @@ from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import load_checkpoint, save_checkpoint
 from recbole_finest.metrics import jaccard, rank_lists, rbo
+from recbole_finest.methods import get_method
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
@@ -259,7 +260,9 @@ class StabilityRun:
                                      show_progress=self.show_progress)
                 return trainer
 
-            out[side] = self._model(side, method, train)
+            # A always preserves its own lists; B's fine-tuned model depends on the protocol
+            independent = side == "B" and cfg["reference_protocol"] == "independent" and get_method(method).regularizer
+            out[side] = self._model(side, f"{method}@independent" if independent else method, train)
         return self._row(method, out)
 
     def _row(self, method, out):
