@@ -223,6 +223,13 @@ def _save(fig, path, dpi):
     plt.close(fig)
 
 
+def _zoom(ax, values):
+    """y-range around ``values`` with room for bar labels (bars of close values stay readable)."""
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = max(0.02, 0.25 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), hi + pad)
+
+
 def plot_scale(summary, path, methods=("original", "finest"), metrics=("rbo", "jaccard@10"), dpi=80):
     """Stability vs perturbation scale, one panel column per (model, selection, kind) with >= 2 ratios.
 
@@ -251,14 +258,16 @@ def plot_scale(summary, path, methods=("original", "finest"), metrics=("rbo", "j
                 ax.errorbar(x, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
                             label=method_label(method))
             ax.set_xscale("log")
+            ax.minorticks_off()
             ax.set_xticks([100 * r for r in sorted({r["ratio"] for r in rows})])
             ax.set_xticklabels([ratio_label(r) for r in sorted({r["ratio"] for r in rows})], fontsize=8)
             ax.set_xlabel("perturbed training interactions")
             ax.set_ylabel(label(metric))
             ax.grid(alpha=0.3)
             if row_i == 0:
-                seeds = max(r["n_seeds"] for r in rows)
-                ax.set_title(f"{model}, {selection} {kind} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=9)
+                lo, hi = min(r["n_seeds"] for r in rows), max(r["n_seeds"] for r in rows)
+                seeds = f"{lo}" if lo == hi else f"{lo}-{hi}"
+                ax.set_title(f"{model}, {selection} {kind} ({seeds} seed{'s' if hi != 1 else ''})", fontsize=9)
             ax.legend(fontsize=8)
     _save(fig, path, dpi)
     return len(series)
@@ -281,10 +290,14 @@ def plot_user_groups(groups, path, metrics=("rbo", "jaccard@10"), dpi=80, fracti
         for row_i, metric in enumerate(metrics):
             ax = axes[row_i][col]
             x = np.arange(len(names))
+            tops = []
             for j, (tag, tag_label) in enumerate((("original", "Original"), ("finetuned", method_label(g["method"])))):
                 vals = np.array([[s[name][tag][metric] for s in g["seeds"]] for name, _ in names])
-                err = vals.std(axis=1, ddof=1) if vals.shape[1] > 1 else None
-                ax.bar(x + (j - 0.5) * 0.38, vals.mean(axis=1), 0.38, yerr=err, capsize=3, label=tag_label)
+                err = vals.std(axis=1, ddof=1) if vals.shape[1] > 1 else np.zeros(len(names))
+                bars = ax.bar(x + (j - 0.5) * 0.38, vals.mean(axis=1), 0.38, yerr=err, capsize=3, label=tag_label)
+                ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+                tops += list(vals.mean(axis=1) - err) + list(vals.mean(axis=1) + err)
+            _zoom(ax, tops)
             ax.set_xticks(x)
             ax.set_xticklabels([n for _, n in names], fontsize=8)
             ax.set_ylabel(label(metric))
@@ -312,12 +325,13 @@ def plot_methods(summary, path, metrics=("rbo", "jaccard@10"), dpi=80, ratio=Non
         x = np.arange(len(prs))
         width = 0.8 / len(metrics)
         for j, metric in enumerate(metrics):
-            ax.bar(x + (j - (len(metrics) - 1) / 2) * width, [p[f"{metric}_mean"] for p in prs], width,
-                   yerr=[p[f"{metric}_std"] for p in prs], capsize=2, label=label(metric))
+            bars = ax.bar(x + (j - (len(metrics) - 1) / 2) * width, [p[f"{metric}_mean"] for p in prs], width,
+                          yerr=[p[f"{metric}_std"] for p in prs], capsize=2, label=label(metric))
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+        ax.set_ylim(0, 1.1)
         ax.set_xticks(x)
         ax.set_xticklabels([method_label(p["method"]) for p in prs], fontsize=8, rotation=30 if len(prs) > 3 else 0)
         ax.set_title(f"{model}, {selection} {kind} {ratio_label(r_)}", fontsize=9)
-        ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
     _save(fig, path, dpi)

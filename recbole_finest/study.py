@@ -322,7 +322,12 @@ def _check_fingerprint(folder, model, config):
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             stored = json.load(f)
-        diff = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+        # keys added or removed since (e.g. a newer plugin version's defaults) are only reported
+        new = sorted(set(stored) ^ set(current))
+        if new:
+            getLogger().warning(f"{model}: keys not in both the stored and the current settings (ignored): "
+                                f"{', '.join(new[:12])}{'...' if len(new) > 12 else ''}")
+        diff = sorted(k for k in set(stored) & set(current) if stored[k] != current[k])
         if diff:
             raise ValueError(
                 f"study_dir {folder.root!r} holds a {model} study with different settings "
