@@ -4,10 +4,26 @@ A method says what FinestTrainer does each fine-tuning epoch: which perturbation
 simulation rebuilds the training instances, and which loss terms are added to the model's
 own next-item loss. FINEST, its ablations and the data-perturbation baselines differ only
 in those switches, so they are plain ``FinetuneMethod`` records.
+
+Baselines (FINEST spec section 6) plug into the two hooks: ``apt`` augments each epoch's
+data with fake users generated from the model (``methods.apt``); ``acae``, ``apr_fgsm``,
+``apr_bim``, ``apr_pgd``, ``pamacf`` and ``vat`` add an adversarial loss term
+(``methods.adversarial_training``, built on the one perturbation module
+``recbole_finest.adversarial``). None of them runs a data simulation.
 """
 
 from dataclasses import dataclass
 from typing import Callable, Optional
+
+from recbole_finest.methods.adversarial_training import (
+    acae_loss,
+    apr_bim_loss,
+    apr_fgsm_loss,
+    apr_pgd_loss,
+    pamacf_loss,
+    vat_loss,
+)
+from recbole_finest.methods.apt import apt_augment
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,13 @@ METHODS = {
         FinetuneMethod("random", simulation="random", regularizer=False),
         FinetuneMethod("earliest_random", simulation="earliest", regularizer=False),
         FinetuneMethod("latest_random", simulation="latest", regularizer=False),
+        FinetuneMethod("apt", simulation=None, regularizer=False, augment=apt_augment),
+        FinetuneMethod("acae", simulation=None, regularizer=False, extra_loss=acae_loss),
+        FinetuneMethod("apr_fgsm", simulation=None, regularizer=False, extra_loss=apr_fgsm_loss),
+        FinetuneMethod("apr_bim", simulation=None, regularizer=False, extra_loss=apr_bim_loss),
+        FinetuneMethod("apr_pgd", simulation=None, regularizer=False, extra_loss=apr_pgd_loss),
+        FinetuneMethod("pamacf", simulation=None, regularizer=False, extra_loss=pamacf_loss),
+        FinetuneMethod("vat", simulation=None, regularizer=False, extra_loss=vat_loss),
     )
 }
 
