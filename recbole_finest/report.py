@@ -304,7 +304,9 @@ def plot_user_groups(groups, path, metrics=("rbo", "jaccard@10"), dpi=80, fracti
             ax.grid(axis="y", alpha=0.3)
             if row_i == 0:
                 ax.set_title(g["title"], fontsize=9)
-            ax.legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout()
     _save(fig, path, dpi)
     return len(groups)
 
