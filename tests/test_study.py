@@ -86,6 +86,14 @@ def test_summary_means_stds_improvements_and_tests():
     assert tests["rbo"]["p"] == pytest.approx(_welch_by_hand([0.80, 0.81, 0.85], [0.70, 0.74, 0.72])[1])
     md = report.markdown(out)
     assert "| FINEST | 0.8200 ± 0.0265 |" in md and "FINEST vs Original: improvement | +13.89%" in md
+    assert "best other method" not in md  # one other method only
+    # a second baseline: the best-other row picks, per metric, the other method with the highest mean
+    cells += [_cell("random", s, r, m) for s, r, m in ((1, 0.76, 0.09), (2, 0.78, 0.10), (3, 0.77, 0.08))]
+    out = report.summarize(cells, methods=["original", "random", "finest"])
+    best = {t["metric"]: t for t in report.best_tests(out["tests"])}
+    assert (best["rbo"]["versus"], best["mrr"]["versus"]) == ("random", "original")
+    assert best["rbo"]["improvement_pct"] == pytest.approx(100 * (0.82 - 0.77) / 0.77)
+    assert "| FINEST vs best other method | +6.49% (random, p " in report.markdown(out)
 
 
 def test_user_groups_by_original_mrr():
