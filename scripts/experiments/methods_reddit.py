@@ -33,7 +33,7 @@ sys.path.insert(0, ROOT)
 STUDY_DIR = os.path.join("runs", "methods-reddit")
 BASELINES = ["original", "random", "earliest_random", "latest_random", "apt", "acae", "apr_fgsm", "apr_bim",
              "apr_pgd", "pamacf", "vat", "finest"]
-ABLATIONS = ["finest", "finest_no_sim", "finest_no_reg", "finest_order_only", "finest_score_only"]
+ABLATIONS = ["original", "finest", "finest_no_sim", "finest_no_reg", "finest_order_only", "finest_score_only"]
 CASPER_METHODS = ["original", "random", "earliest_random", "latest_random", "apt", "acae", "apr_pgd", "pamacf",
                   "vat", "finest"]
 RANDOM_ONLY = [m for m in BASELINES + ABLATIONS if m not in CASPER_METHODS]
@@ -160,27 +160,54 @@ def method_table(methods, selections=("random", "casper")):
             recs = cells[m]
             cols = [_fmt([_metric(r, k) for r in recs.values()], best=np.isclose(means[m][k], best[k])) for k in KEYS]
             lines.append(f"| {m} | {len(recs)} | " + " | ".join(cols) + " |")
+        if "finest" in present and len(present) > 2:
+            lines += ["", _versus_best(cells, present, means)]
         lines.append("")
     return "\n".join(lines)
 
 
+def _versus_best(cells, present, means, reference="finest"):
+    """One line: ``reference`` against the best other method (by mean) on every metric."""
+    from scipy.stats import ttest_ind
+
+    parts = []
+    for k in KEYS:
+        others = [m for m in present if m not in (reference, "original")]
+        best = max(others, key=lambda m: means[m][k])
+        a = [_metric(r, k) for r in cells[reference].values()]
+        b = [_metric(r, k) for r in cells[best].values()]
+        gain = 100 * (means[reference][k] / means[best][k] - 1)
+        p = ttest_ind(a, b, equal_var=False, alternative="greater").pvalue if min(len(a), len(b)) > 1 else float("nan")
+        parts.append(f"{k}: {gain:+.2f}% vs {best} (p = {p:.3f})")
+    return f"{reference} vs the best other fine-tuning method (one-tailed Welch over seeds): " + "; ".join(parts) + "."
+
+
 def embedding_table():
+    """Rows attack x eps; RBO, Jaccard@10 (mean ± std over seeds) and perturbed MRR per method."""
     rows = []
     for path in glob.glob(os.path.join(STUDY_DIR, "embedding", "seed*", "*.json")):
         with open(path, encoding="utf-8") as f:
             rows += json.load(f)
     if not rows:
         return ""
-    lines = ["| attack | eps | method | seeds | RBO | Jaccard@10 | perturbed MRR | clean MRR |",
-             "|---|---|---|---|---|---|---|---|"]
+    head = ["attack", "eps", "seeds"] + [f"{label} {m}" for label in ("RBO", "Jaccard@10", "MRR") for m in EMB_METHODS]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    clean = {m: _fmt([r["clean_mrr"] for r in rows if r["method"] == m and r["attack"] == EMB_ATTACKS[0]
+                      and r["eps"] == EMB_EPS[0]]) for m in EMB_METHODS}
+    lines.append("| none | 0 | | " + " | ".join(["1", "1", "1", "1", "1", "1"]) + " | "
+                 + " | ".join(clean[m] for m in EMB_METHODS) + " |")
     for attack in EMB_ATTACKS:
         for eps in EMB_EPS:
-            for method in EMB_METHODS:
-                sel = [r for r in rows if r["attack"] == attack and r["eps"] == eps and r["method"] == method]
-                if not sel:
-                    continue
-                lines.append(f"| {attack} | {eps} | {method} | {len(sel)} | " + " | ".join(
-                    _fmt([r[k] for r in sel]) for k in ("rbo", "jaccard@10", "perturbed_mrr", "clean_mrr")) + " |")
+            sel = {m: [r for r in rows if r["attack"] == attack and r["eps"] == eps and r["method"] == m]
+                   for m in EMB_METHODS}
+            cols = []
+            for key in ("rbo", "jaccard@10", "perturbed_mrr"):
+                means = {m: np.mean([r[key] for r in sel[m]]) if sel[m] else np.nan for m in EMB_METHODS}
+                top = np.nanmax(list(means.values()))
+                cols += [_fmt([r[key] for r in sel[m]], best=key != "perturbed_mrr" and means[m] == top)
+                         for m in EMB_METHODS]
+            n = min(len(v) for v in sel.values())
+            lines.append(f"| {attack} | {eps} | {n} | " + " | ".join(cols) + " |")
     return "\n".join(lines) + "\n"
 
 
