@@ -43,7 +43,7 @@ def main():
         rows.append(run.finetune("finest"))
         phases.append(("reference lists + 2 FINEST fine-tunings + evaluation", time.perf_counter() - t1))
         total = time.perf_counter() - t0
-    print(f"{args.model} on reddit, hidden {args.hidden}, max_len 50, unit {config['train_unit']}, "
+    print(f"{args.model} on reddit, hidden {args.hidden}, max_len 50, unit {config['train_unit']} (auto = sequence for BERT4Rec), "
           f"device {args.device}, {torch.get_num_threads()} threads")
     print()
     print(format_table(rows))
