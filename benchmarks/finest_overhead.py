@@ -18,12 +18,11 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from epoch_speed import PeakMemory, base_args, load, model_config, peak_rss_mib, plain_and_finest, require_data  # noqa: E402
+from epoch_speed import base_args, load, make_trainer, model_config, peak_rss_mib, plain_and_finest, require_data  # noqa: E402
 
 
 def simulation_time(config, train, repeat=3):
     """Seconds of one epoch's perturbation simulation + instance rebuild (best of ``repeat``)."""
-    from epoch_speed import make_trainer
 
     trainer = make_trainer(config, train, "auto")
     loader = trainer.make_loader(train, trainer._simulation())
@@ -49,7 +48,6 @@ def main():
     for model in args.models.split(","):
         config, train, _, _ = load(model, model_config(args, model))
         from recbole_finest.trainer import resolve_train_unit
-        from epoch_speed import make_trainer
 
         unit = resolve_train_unit(config, make_trainer(config, train, "auto").model)
         (tp, mp, _), (tf, mf, _), tr = plain_and_finest(config, train, unit, n, args.device)
