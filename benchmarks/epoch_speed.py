@@ -17,9 +17,10 @@ epoch of the same unit.
 import argparse
 import itertools
 import os
-import resource
 import sys
 import time
+
+from _memory import peak_rss_mib, status_kib  # noqa: E402 (benchmarks/ is on sys.path)
 
 import torch
 
@@ -78,16 +79,6 @@ def load(model, config_dict):
     return config, train, valid, test
 
 
-def peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
 
 
 class PeakMemory:
@@ -105,7 +96,7 @@ class PeakMemory:
             try:
                 with open("/proc/self/clear_refs", "w") as fh:
                     fh.write("5")
-                self.base = _status_kib("VmRSS")
+                self.base = status_kib("VmRSS")
             except OSError:
                 self.base = None
         return self
@@ -115,7 +106,7 @@ class PeakMemory:
             torch.cuda.synchronize()
             self.mib = (torch.cuda.max_memory_allocated() - self.base) / 2**20
         elif self.base is not None:
-            self.mib = (_status_kib("VmHWM") - self.base) / 1024.0
+            self.mib = (status_kib("VmHWM") - self.base) / 1024.0
         return False
 
     def __str__(self):

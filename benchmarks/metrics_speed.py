@@ -11,9 +11,10 @@ to agree on that subset.
 """
 import argparse
 import os
-import resource
 import sys
 import time
+
+from _memory import peak_rss_mib, status_kib  # noqa: E402 (benchmarks/ is on sys.path)
 import tracemalloc
 
 import numpy as np
@@ -24,16 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from recbole_finest.metrics import jaccard, rank_lists, rbo
 
 
-def _peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
 
 
 def _reset_hwm():
@@ -41,7 +32,7 @@ def _reset_hwm():
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
-        return _status_kib("VmHWM") is not None
+        return status_kib("VmHWM") is not None
     except OSError:
         return False
 
@@ -95,9 +86,9 @@ def main():
         vectorized()
         mem_vec = f"{(torch.cuda.max_memory_allocated() - base) / 2**20:.1f} MiB device"
     elif _reset_hwm():
-        base = _status_kib("VmRSS")
+        base = status_kib("VmRSS")
         vectorized()
-        mem_vec = f"{(_status_kib('VmHWM') - base) / 1024:.1f} MiB RSS"
+        mem_vec = f"{(status_kib('VmHWM') - base) / 1024:.1f} MiB RSS"
     else:
         mem_vec = "n/a"
     t_vec, (v_rbo, v_jac) = _timed(vectorized, repeat=3)
@@ -130,7 +121,7 @@ def main():
     print(f"{'vectorized rbo + jaccard (best/3)':<34}{t_vec:>12.4f}{mem_vec:>28}")
     print(f"{'rbo package per instance (scaled)':<34}{t_pkg:>12.2f}{pkg_py_peak / 2**20:>19.1f} MiB traced")
     print("-" * 74)
-    print(f"speed-up: {t_pkg / t_vec:,.0f}x   process peak RSS: {_peak_rss_mib():.0f} MiB")
+    print(f"speed-up: {t_pkg / t_vec:,.0f}x   process peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"max |diff| on subset: rbo {err_rbo:.2e}, jaccard {err_jac:.2e}")
     print("vectorized peak mem = extra memory of one call (RSS high-water growth on CPU, "
           "allocator peak on CUDA); package peak = Python allocations (tracemalloc)")

@@ -26,14 +26,7 @@ TINY = dict(
 )
 
 
-@contextlib.contextmanager
-def _cwd(path):
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
+_cwd = contextlib.chdir  # RecBole writes log_tensorboard/ into the working directory
 
 
 @pytest.fixture(scope="module")

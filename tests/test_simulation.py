@@ -30,14 +30,7 @@ TINY = dict(
 RATIO = 0.013  # 0.013 * 17955 rows = 233.4 -> 233 rows per epoch
 
 
-@contextlib.contextmanager
-def _cwd(path):
-    old = os.getcwd()
-    os.chdir(path)  # RecBole writes log_tensorboard/ into the working directory
-    try:
-        yield
-    finally:
-        os.chdir(old)
+_cwd = contextlib.chdir  # RecBole writes log_tensorboard/ into the working directory
 
 
 @pytest.fixture(scope="module")
