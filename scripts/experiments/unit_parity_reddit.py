@@ -9,6 +9,9 @@ relative difference of each metric, sequence vs prefix.
     python scripts/experiments/unit_parity_reddit.py --unit sequence
     python scripts/experiments/unit_parity_reddit.py --table           # compare the saved runs
 
+Extra `--unit sequence` runs at other seeds give the table its noise floor (the sequence
+unit's own seed-to-seed spread).
+
 Writes runs/unit_parity/<model>-<unit>-s<seed>.json.
 """
 
@@ -52,24 +55,46 @@ def run(args):
     print(f"wrote {out} ({time.time() - start:.0f} s)")
 
 
-def table(args):
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(args.out, "*.json"))):
+def _load_runs(folder):
+    """``{(model, unit, seed): {method: row}}`` of the saved runs, plus wall times."""
+    runs, wall = {}, {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         with open(path) as f:
             r = json.load(f)
-        runs[(r["model"], r["seed"], r["unit"])] = r
-    lines = ["| model | seed | method | metric | prefix | sequence | relative difference |",
+        key = (r["model"], r["unit"], r["seed"])
+        runs[key] = {row["method"]: row for row in r["rows"]}
+        wall[key] = r["wall_s"]
+    return runs, wall
+
+
+def _rel(x, ref):
+    return (x - ref) / ref
+
+
+def table(args):
+    """Prefix vs sequence at the same seed, next to the sequence unit's own seed-to-seed spread.
+
+    "seed spread" = the largest relative difference between the sequence unit's run at
+    ``--seed`` and its runs at other seeds: how far a metric moves when only the seed
+    (initialisation, batch order, perturbation) changes, the noise floor of the comparison.
+    """
+    runs, wall = _load_runs(args.out)
+    lines = ["| model | method | metric | prefix | sequence | sequence vs prefix | sequence seed spread |",
              "|---|---|---|---|---|---|---|"]
-    for (model, seed, unit), r in sorted(runs.items()):
-        if unit != "prefix" or (model, seed, "sequence") not in runs:
+    for model in sorted({m for m, _, _ in runs}):
+        pre, seq = runs.get((model, "prefix", args.seed)), runs.get((model, "sequence", args.seed))
+        if pre is None or seq is None:
             continue
-        seq = {row["method"]: row for row in runs[(model, seed, "sequence")]["rows"]}
-        for row in r["rows"]:
-            other = seq[row["method"]]
+        others = [runs[k] for k in runs if k[:2] == (model, "sequence") and k[2] != args.seed]
+        for method, row in pre.items():
             for key in KEYS:
-                rel = (other[key] - row[key]) / row[key]
-                lines.append(f"| {model} | {seed} | {row['method']} | {key} | {row[key]:.4f} | "
-                             f"{other[key]:.4f} | {100 * rel:+.2f}% |")
+                ref = seq[method][key]
+                spread = max((abs(_rel(o[method][key], ref)) for o in others), default=None)
+                spread = "n/a" if spread is None else f"{100 * spread:.2f}% ({len(others)} seeds)"
+                lines.append(f"| {model} | {method} | {key} | {row[key]:.4f} | {ref:.4f} | "
+                             f"{100 * _rel(ref, row[key]):+.2f}% | {spread} |")
+        lines.append(f"| {model} | wall time [s] | | {wall[(model, 'prefix', args.seed)]:.0f} | "
+                     f"{wall[(model, 'sequence', args.seed)]:.0f} | | |")
     print("\n".join(lines))
 
 
