@@ -221,6 +221,50 @@ def test_bucketed_batches_cover_every_window_once():
     assert slots < 1.3 * lengths.sum()
 
 
+def _window_keys(batches):
+    """One hashable key per window row of the batches: (user, its items without padding)."""
+    keys = []
+    for batch in batches:
+        for uid, items in zip(batch["user_id"].tolist(), batch["item_id_list"].tolist()):
+            keys.append((uid, tuple(i for i in items if i)))
+    return keys
+
+
+def test_mask_copies_repeat_every_window_in_the_same_number_of_steps(env):
+    trainer = env["make_trainer"]("BERT4Rec", "sequence", train_batch_size=60)
+    seqs = short_sequences(trainer.model.n_items, max_rows=3 * MAX_LEN, n_seq=120)
+    runs = {}
+    for copies in (1, 3):
+        cfg = Config("BERT4Rec", "ml-100k", config_dict={
+            **TINY, "checkpoint_dir": str(env["tmp"] / "saved"), "train_batch_size": 60, "mask_copies": copies})
+        runs[copies] = list(SequenceLoader(None, seqs, cfg, SEQUENCE))
+    once, thrice = _window_keys(runs[1]), _window_keys(runs[3])
+    n_windows = len(seqs.row_window_bounds(MAX_LEN)[0])
+    assert len(once) == len(set(once)) == n_windows  # windows are distinct: keys identify them
+    assert sorted(thrice) == sorted(once * 3)  # every window exactly three times
+    assert abs(len(runs[3]) - len(runs[1])) <= 1  # same number of optimizer steps, give or take one
+    rows = np.sort([int(b["item_length"].sum()) for b in runs[3]])[1:]  # all but the remainder batch
+    assert (np.abs(rows - 3 * 60) <= MAX_LEN).all()  # batches of about 3 x train_batch_size rows
+
+
+def test_mask_copies_leave_causal_models_and_the_prefix_unit_alone(env):
+    seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=60)
+    for model_name, unit in (("SASRec", SEQUENCE), ("BERT4Rec", PREFIX)):
+        batches = {}
+        for copies in (1, 4):
+            cfg = Config(model_name, "ml-100k", config_dict={
+                **TINY, "checkpoint_dir": str(env["tmp"] / "saved"), "train_batch_size": 50, "mask_copies": copies})
+            batches[copies] = _window_keys(SequenceLoader(None, seqs, cfg, unit))
+        assert batches[4] == batches[1], (model_name, unit)
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, "two"])
+def test_mask_copies_must_be_a_positive_integer(env, value):
+    with pytest.raises(ValueError, match=r"'mask_copies' must be a positive integer"):
+        Config("BERT4Rec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved"),
+                                                   "mask_copies": value})
+
+
 def test_memmap_reference_equals_in_memory(env, tmp_path):
     trainer = env["make_trainer"]("SASRec", "sequence")
     seqs = short_sequences(trainer.model.n_items)

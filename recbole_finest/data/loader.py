@@ -9,6 +9,13 @@ Layouts: ``prefix`` (RecBole's, one instance per target), ``sequence`` (one wind
 ``max_len`` targets, causal models) and, for masked models (BERT4Rec) in ``sequence``
 unit, whole-sequence windows of rows (``TrainingSequences.masked_windows``).
 
+Masked windows can be repeated: with ``mask_copies: k`` every window appears ``k`` times
+per epoch (each copy masked independently when the batch is masked) in batches of ``k x
+train_batch_size`` rows, so an epoch keeps its number of optimizer steps and each step
+carries ``k`` times the masked-item predictions. A RecBole prefix epoch of BERT4Rec masks
+every prefix's input list (about 17x the predictions of one mask per window on reddit);
+``k`` moves the sequence unit toward that budget at ``k`` times the cost of an epoch.
+
 Sequence-unit batches are length-bucketed: windows are shuffled, sorted by length within
 pools of ``BUCKET_POOL_BATCHES`` batches, cut into batches of about ``train_batch_size``
 targets, the batch order is shuffled, and every batch is cut to the width of its longest
@@ -96,6 +103,7 @@ class SequenceLoader:
         self.max_len = config["MAX_ITEM_LIST_LENGTH"]
         self.batch_size = config["train_batch_size"]
         self.masked = uses_masked_windows(config, unit)
+        self.copies = int(config["mask_copies"] or 1) if self.masked else 1
         self.epoch = 0
         self.current = sequences
 
@@ -112,13 +120,15 @@ class SequenceLoader:
         return seqs.prefix_instances(self.max_len, self.config)
 
     def _batch_indices(self, inter, gen):
-        order = torch.randperm(len(inter), generator=gen).numpy()
+        """Index arrays into ``inter``, one per batch; masked windows ``self.copies`` times each."""
+        n = len(inter)
+        order = torch.randperm(n * self.copies, generator=gen).numpy()  # copy c of window i = c * n + i
         if self.unit == PREFIX:
             return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        lengths = inter[self.config["ITEM_LIST_LENGTH_FIELD"]].numpy()
-        batches = bucketed_batches(lengths, self.batch_size, order)
+        lengths = np.tile(inter[self.config["ITEM_LIST_LENGTH_FIELD"]].numpy(), self.copies)
+        batches = bucketed_batches(lengths, self.batch_size * self.copies, order)
         shuffle = torch.randperm(len(batches), generator=gen).numpy()
-        return [batches[i] for i in shuffle]
+        return [batches[i] % n for i in shuffle]
 
     def __iter__(self):
         seqs = self.sequences if self.perturb_fn is None else self.perturb_fn(self.sequences, self.epoch)

@@ -40,6 +40,7 @@ def run(args):
         "train_unit": args.unit, "seed": args.seed, "hidden_size": args.hidden, "inner_size": 2 * args.hidden,
         "epochs": args.epochs, "eval_step": args.epochs, "stopping_step": args.epochs,
         "finest_epochs": args.finest_epochs, "checkpoint_dir": os.path.join(args.out, "saved"),
+        "mask_copies": args.mask_copies,
     }
     config = Config(model=args.model, config_file_list=files, config_dict=overrides)
     init_seed(config["seed"], config["reproducibility"])
@@ -48,11 +49,19 @@ def run(args):
     _, (train_data, valid_data, test_data) = load_data(config)
     stability = StabilityRun(config, train_data, valid_data, test_data)
     rows = [stability.pretrain(), stability.finetune("finest")]
-    out = os.path.join(args.out, f"{args.model}-{args.unit}-s{args.seed}.json")
-    write_json(out, {"model": args.model, "unit": args.unit, "seed": args.seed, "rows": rows,
+    unit = _unit_label(args.unit, args.model, args.mask_copies)
+    out = os.path.join(args.out, f"{args.model}-{unit.replace(' ', '')}-s{args.seed}.json")
+    write_json(out, {"model": args.model, "unit": unit, "seed": args.seed, "rows": rows,
                      "wall_s": time.time() - start,
                      "config": {k: overrides[k] for k in ("hidden_size", "epochs", "finest_epochs")}})
     print(f"wrote {out} ({time.time() - start:.0f} s)")
+
+
+def _unit_label(unit, model, mask_copies):
+    """``sequence`` / ``prefix``, or ``sequence mask_copies=k`` where the copies apply."""
+    if unit == "sequence" and model == "BERT4Rec" and mask_copies > 1:
+        return f"sequence mask_copies={mask_copies}"
+    return unit
 
 
 def _load_runs(folder):
@@ -79,22 +88,22 @@ def table(args):
     (initialisation, batch order, perturbation) changes, the noise floor of the comparison.
     """
     runs, wall = _load_runs(args.out)
-    lines = ["| model | method | metric | prefix | sequence | sequence vs prefix | sequence seed spread |",
-             "|---|---|---|---|---|---|---|"]
-    for model in sorted({m for m, _, _ in runs}):
-        pre, seq = runs.get((model, "prefix", args.seed)), runs.get((model, "sequence", args.seed))
+    lines = ["| model | sequence unit | method | metric | prefix | sequence | sequence vs prefix | "
+             "sequence seed spread |", "|---|---|---|---|---|---|---|---|"]
+    for model, unit in sorted({(m, u) for m, u, _ in runs if u != "prefix"}):
+        pre, seq = runs.get((model, "prefix", args.seed)), runs.get((model, unit, args.seed))
         if pre is None or seq is None:
             continue
-        others = [runs[k] for k in runs if k[:2] == (model, "sequence") and k[2] != args.seed]
+        others = [runs[k] for k in runs if k[:2] == (model, unit) and k[2] != args.seed]
         for method, row in pre.items():
             for key in KEYS:
                 ref = seq[method][key]
                 spread = max((abs(_rel(o[method][key], ref)) for o in others), default=None)
                 spread = "n/a" if spread is None else f"{100 * spread:.2f}% ({len(others)} seeds)"
-                lines.append(f"| {model} | {method} | {key} | {row[key]:.4f} | {ref:.4f} | "
+                lines.append(f"| {model} | {unit} | {method} | {key} | {row[key]:.4f} | {ref:.4f} | "
                              f"{100 * _rel(ref, row[key]):+.2f}% | {spread} |")
-        lines.append(f"| {model} | wall time [s] | | {wall[(model, 'prefix', args.seed)]:.0f} | "
-                     f"{wall[(model, 'sequence', args.seed)]:.0f} | | |")
+        lines.append(f"| {model} | {unit} | wall time [s] | | {wall[(model, 'prefix', args.seed)]:.0f} | "
+                     f"{wall[(model, unit, args.seed)]:.0f} | | |")
     print("\n".join(lines))
 
 
@@ -107,6 +116,7 @@ def main():
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--finest-epochs", type=int, default=3)
+    parser.add_argument("--mask-copies", type=int, default=1, help="BERT4Rec, sequence unit: mask_copies")
     parser.add_argument("--out", default="runs/unit_parity")
     args = parser.parse_args()
     if args.table:
