@@ -31,6 +31,7 @@ from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
 from recbole_finest.stability import StabilityRun  # noqa: E402
 
+DEFAULT_EPOCHS = 10
 KEYS = ("mrr", "recall@10", "ndcg@10", "rbo", "jaccard@10")
 
 
@@ -49,7 +50,7 @@ def run(args):
     _, (train_data, valid_data, test_data) = load_data(config)
     stability = StabilityRun(config, train_data, valid_data, test_data)
     rows = [stability.pretrain(), stability.finetune("finest")]
-    unit = _unit_label(args.unit, args.model, args.mask_copies)
+    unit = _unit_label(args.unit, args.model, args.mask_copies, args.epochs)
     out = os.path.join(args.out, f"{args.model}-{unit.replace(' ', '')}-s{args.seed}.json")
     write_json(out, {"model": args.model, "unit": unit, "seed": args.seed, "rows": rows,
                      "wall_s": time.time() - start,
@@ -57,11 +58,16 @@ def run(args):
     print(f"wrote {out} ({time.time() - start:.0f} s)")
 
 
-def _unit_label(unit, model, mask_copies):
-    """``sequence`` / ``prefix``, or ``sequence mask_copies=k`` where the copies apply."""
+def _unit_label(unit, model, mask_copies, epochs):
+    """``sequence`` / ``prefix``, plus ``mask_copies=k`` where the copies apply and
+    ``epochs=n`` where pre-training is not the default ``DEFAULT_EPOCHS`` (the equal-epochs
+    comparison)."""
+    label = unit
     if unit == "sequence" and model == "BERT4Rec" and mask_copies > 1:
-        return f"sequence mask_copies={mask_copies}"
-    return unit
+        label += f" mask_copies={mask_copies}"
+    if epochs != DEFAULT_EPOCHS:
+        label += f" epochs={epochs}"
+    return label
 
 
 def _load_runs(folder):
@@ -114,7 +120,7 @@ def main():
     parser.add_argument("--model", default="SASRec")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--finest-epochs", type=int, default=3)
     parser.add_argument("--mask-copies", type=int, default=1, help="BERT4Rec, sequence unit: mask_copies")
     parser.add_argument("--out", default="runs/unit_parity")
