@@ -230,13 +230,16 @@ def _window_keys(batches):
     return keys
 
 
+def _config(env, model_name, **overrides):
+    return Config(model_name, "ml-100k", config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved"),
+                                                      **overrides})
+
+
 def test_mask_copies_repeat_every_window_in_the_same_number_of_steps(env):
-    trainer = env["make_trainer"]("BERT4Rec", "sequence", train_batch_size=60)
-    seqs = short_sequences(trainer.model.n_items, max_rows=3 * MAX_LEN, n_seq=120)
+    seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=120)
     runs = {}
     for copies in (1, 3):
-        cfg = Config("BERT4Rec", "ml-100k", config_dict={
-            **TINY, "checkpoint_dir": str(env["tmp"] / "saved"), "train_batch_size": 60, "mask_copies": copies})
+        cfg = _config(env, "BERT4Rec", train_batch_size=60, mask_copies=copies)
         runs[copies] = list(SequenceLoader(None, seqs, cfg, SEQUENCE))
     once, thrice = _window_keys(runs[1]), _window_keys(runs[3])
     n_windows = len(seqs.row_window_bounds(MAX_LEN)[0])
@@ -252,8 +255,7 @@ def test_mask_copies_leave_causal_models_and_the_prefix_unit_alone(env):
     for model_name, unit in (("SASRec", SEQUENCE), ("BERT4Rec", PREFIX)):
         batches = {}
         for copies in (1, 4):
-            cfg = Config(model_name, "ml-100k", config_dict={
-                **TINY, "checkpoint_dir": str(env["tmp"] / "saved"), "train_batch_size": 50, "mask_copies": copies})
+            cfg = _config(env, model_name, train_batch_size=50, mask_copies=copies)
             batches[copies] = _window_keys(SequenceLoader(None, seqs, cfg, unit))
         assert batches[4] == batches[1], (model_name, unit)
 
@@ -261,8 +263,7 @@ def test_mask_copies_leave_causal_models_and_the_prefix_unit_alone(env):
 @pytest.mark.parametrize("value", [0, -2, 1.5, "two"])
 def test_mask_copies_must_be_a_positive_integer(env, value):
     with pytest.raises(ValueError, match=r"'mask_copies' must be a positive integer"):
-        Config("BERT4Rec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved"),
-                                                   "mask_copies": value})
+        _config(env, "BERT4Rec", mask_copies=value)
 
 
 def test_memmap_reference_equals_in_memory(env, tmp_path):

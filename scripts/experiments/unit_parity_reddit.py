@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 from recbole.utils import init_logger, init_seed  # noqa: E402
 
 from recbole_finest.config import Config, properties_dir  # noqa: E402
+from recbole_finest.data.loader import uses_masked_windows  # noqa: E402
 from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
 from recbole_finest.stability import StabilityRun  # noqa: E402
@@ -50,7 +51,7 @@ def run(args):
     _, (train_data, valid_data, test_data) = load_data(config)
     stability = StabilityRun(config, train_data, valid_data, test_data)
     rows = [stability.pretrain(), stability.finetune("finest")]
-    unit = _unit_label(args.unit, args.model, args.mask_copies, args.epochs)
+    unit = _unit_label(config, args.unit, args.epochs)
     out = os.path.join(args.out, f"{args.model}-{unit.replace(' ', '')}-s{args.seed}.json")
     write_json(out, {"model": args.model, "unit": unit, "seed": args.seed, "rows": rows,
                      "wall_s": time.time() - start,
@@ -58,13 +59,13 @@ def run(args):
     print(f"wrote {out} ({time.time() - start:.0f} s)")
 
 
-def _unit_label(unit, model, mask_copies, epochs):
-    """``sequence`` / ``prefix``, plus ``mask_copies=k`` where the copies apply and
+def _unit_label(config, unit, epochs):
+    """``sequence`` / ``prefix``, plus ``mask_copies=k`` where the loader applies copies and
     ``epochs=n`` where pre-training is not the default ``DEFAULT_EPOCHS`` (the equal-epochs
     comparison)."""
     label = unit
-    if unit == "sequence" and model == "BERT4Rec" and mask_copies > 1:
-        label += f" mask_copies={mask_copies}"
+    if uses_masked_windows(config, unit) and config["mask_copies"] > 1:
+        label += f" mask_copies={config['mask_copies']}"
     if epochs != DEFAULT_EPOCHS:
         label += f" epochs={epochs}"
     return label
