@@ -101,7 +101,7 @@ def validate(config):
     _check_choice(config, "perturb_selection", SELECTIONS)
     _check_choice(config, "perturb_kind", KINDS)
     _check_choice(config, "finetune_method", tuple(METHODS))
-    for key in ("finest_topk", "finest_epochs", "jaccard_k", "mask_copies"):
+    for key in ("finest_topk", "finest_epochs", "jaccard_k", "mask_copies", "target_split"):
         _check_positive_int(config, key)
     if config["perturb_count"] is not None:
         _check_positive_int(config, "perturb_count")

@@ -60,6 +60,9 @@ class FinestTrainer(Trainer):
     """RecBole trainer that pre-trains, builds reference lists and fine-tunes with FINEST."""
 
     def __init__(self, config, model):
+        # RecBole expects ``model.to(config["device"])`` from the caller; a model left on the
+        # CPU would fail on the first GPU batch with a device-mismatch error, so move it here.
+        model = model.to(config["device"])
         super().__init__(config, model)
         self.scorer = SequenceScorer(model, config["ft_ratio"] if "ft_ratio" in config else 0.0)
         self.unit = resolve_train_unit(config, model)

@@ -23,7 +23,7 @@ from recbole.utils import init_seed
 
 from recbole_finest.config import Config
 from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, bucketed_batches
-from recbole_finest.data.sequences import TARGET_ID, TrainingSequences
+from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, TrainingSequences
 from recbole_finest.reference import ReferenceLists, reference_dtype
 from recbole_finest.scoring import mask_items, masked_item_loss
 from recbole_finest.trainer import FinestTrainer
@@ -260,10 +260,47 @@ def test_mask_copies_leave_causal_models_and_the_prefix_unit_alone(env):
         assert batches[4] == batches[1], (model_name, unit)
 
 
+@pytest.mark.parametrize("key", ["mask_copies", "target_split"])
 @pytest.mark.parametrize("value", [0, -2, 1.5, "two"])
-def test_mask_copies_must_be_a_positive_integer(env, value):
-    with pytest.raises(ValueError, match=r"'mask_copies' must be a positive integer"):
-        _config(env, "BERT4Rec", mask_copies=value)
+def test_copy_counts_must_be_positive_integers(env, key, value):
+    with pytest.raises(ValueError, match=rf"'{key}' must be a positive integer"):
+        _config(env, "BERT4Rec", **{key: value})
+
+
+def _scored_targets(batches):
+    """Multiset of the (target id, target item) pairs the batches score, and the row count."""
+    ids = torch.cat([b[TARGET_ID][b[TARGET_SEQ] > 0] for b in batches])
+    items = torch.cat([b[TARGET_SEQ][b[TARGET_SEQ] > 0] for b in batches])
+    return sorted(zip(ids.tolist(), items.tolist())), sum(len(b) for b in batches)
+
+
+def test_target_split_scores_every_target_once_from_more_windows_per_batch(env):
+    seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=120)
+    runs = {}
+    for split in (1, 4):
+        cfg = _config(env, "SASRec", train_batch_size=60, target_split=split)
+        runs[split] = list(SequenceLoader(None, seqs, cfg, SEQUENCE))
+    (once, rows_1), (split_4, rows_4) = _scored_targets(runs[1]), _scored_targets(runs[4])
+    assert split_4 == once  # each target scored exactly once per epoch, by one of the copies
+    assert rows_4 == 4 * rows_1  # every window four times
+    assert sorted(_window_keys(runs[4])) == sorted(_window_keys(runs[1]) * 4)
+    assert abs(len(runs[4]) - len(runs[1])) <= 1  # same number of optimizer steps, give or take one
+    per_batch = [len(b) for b in runs[4]]
+    assert np.mean(per_batch) > 3 * np.mean([len(b) for b in runs[1]])  # about 4x the windows per batch
+    targets = [int((b[TARGET_SEQ] > 0).sum()) for b in runs[4]]
+    assert np.median(targets) == pytest.approx(60, rel=0.35)  # still about train_batch_size targets
+    for b in runs[4]:  # a blanked position has no target id either (the regularizer skips it)
+        assert (b[TARGET_ID][b[TARGET_SEQ] == 0] == -1).all()
+
+
+def test_target_split_leaves_masked_models_and_the_prefix_unit_alone(env):
+    seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=60)
+    for model_name, unit in (("BERT4Rec", SEQUENCE), ("SASRec", PREFIX)):
+        batches = {}
+        for split in (1, 3):
+            cfg = _config(env, model_name, train_batch_size=50, target_split=split)
+            batches[split] = _window_keys(SequenceLoader(None, seqs, cfg, unit))
+        assert batches[3] == batches[1], (model_name, unit)
 
 
 def test_memmap_reference_equals_in_memory(env, tmp_path):

@@ -16,6 +16,13 @@ carries ``k`` times the masked-item predictions. A RecBole prefix epoch of BERT4
 every prefix's input list (about 17x the predictions of one mask per window on reddit);
 ``k`` moves the sequence unit toward that budget at ``k`` times the cost of an epoch.
 
+Causal windows can be split: with ``target_split: k`` every window appears ``k`` times per
+epoch and copy ``c`` scores only the positions drawn for it (each position goes to one copy
+at random, every epoch anew), in batches of ``k x train_batch_size`` rows. Every target is
+still scored once per epoch in the same number of steps, but a batch's targets come from
+``k`` times as many windows, closer to a prefix batch (one target per instance), at ``k``
+times the encoder cost.
+
 Sequence-unit batches are length-bucketed: windows are shuffled, sorted by length within
 pools of ``BUCKET_POOL_BATCHES`` batches, cut into batches of about ``train_batch_size``
 targets, the batch order is shuffled, and every batch is cut to the width of its longest
@@ -28,7 +35,7 @@ only left, masked models mask padded keys).
 import numpy as np
 import torch
 
-from recbole_finest.data.sequences import take
+from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, take
 from recbole_finest.scoring import MASKED_MODELS
 
 SEQUENCE = "sequence"
@@ -39,6 +46,29 @@ BUCKET_POOL_BATCHES = 50  # windows are sorted by length within pools of this ma
 def uses_masked_windows(config, unit):
     """True when ``unit`` is ``sequence`` and the model is a masked model (BERT4Rec)."""
     return unit == SEQUENCE and config["model"] in MASKED_MODELS
+
+
+def uses_target_split(config, unit):
+    """True when ``unit`` is ``sequence``, the model is causal and ``target_split`` > 1."""
+    return unit == SEQUENCE and config["model"] not in MASKED_MODELS and int(config["target_split"] or 1) > 1
+
+
+def split_targets(inter, copy, assign):
+    """Keep the targets of the positions drawn for each row's copy, blank the others.
+
+    Args:
+        inter: window ``Interaction`` of ``B`` rows with ``TARGET_SEQ`` / ``TARGET_ID [B, L]``.
+        copy: int64 ``[B]`` the copy each row is.
+        assign: int64 ``[B, L]`` the copy each position of the row's window belongs to.
+
+    Returns ``inter`` with ``TARGET_SEQ`` = 0 and ``TARGET_ID`` = -1 where ``assign != copy``.
+    """
+    keep = assign == copy[:, None]
+    inter.update(type(inter)({
+        TARGET_SEQ: torch.where(keep, inter[TARGET_SEQ], torch.zeros_like(inter[TARGET_SEQ])),
+        TARGET_ID: torch.where(keep, inter[TARGET_ID], torch.full_like(inter[TARGET_ID], -1)),
+    }))
+    return inter
 
 
 def trim_width(inter, width, max_len):
@@ -103,7 +133,11 @@ class SequenceLoader:
         self.max_len = config["MAX_ITEM_LIST_LENGTH"]
         self.batch_size = config["train_batch_size"]
         self.masked = uses_masked_windows(config, unit)
-        self.copies = int(config["mask_copies"] or 1) if self.masked else 1
+        self.split = uses_target_split(config, unit)
+        if self.masked:
+            self.copies = int(config["mask_copies"] or 1)
+        else:
+            self.copies = int(config["target_split"] or 1) if self.split else 1
         self.epoch = 0
         self.current = sequences
 
@@ -120,7 +154,9 @@ class SequenceLoader:
         return seqs.prefix_instances(self.max_len, self.config)
 
     def _batch_indices(self, inter, gen):
-        """Index arrays into ``inter``, one per batch; masked windows ``self.copies`` times each."""
+        """Index arrays into ``inter``, one per batch, each window ``self.copies`` times.
+
+        Copy ``c`` of window ``i`` is index ``c * n + i`` (``n = len(inter)``)."""
         n = len(inter)
         order = torch.randperm(n * self.copies, generator=gen).numpy()  # copy c of window i = c * n + i
         if self.unit == PREFIX:
@@ -128,7 +164,7 @@ class SequenceLoader:
         lengths = np.tile(inter[self.config["ITEM_LIST_LENGTH_FIELD"]].numpy(), self.copies)
         batches = bucketed_batches(lengths, self.batch_size * self.copies, order)
         shuffle = torch.randperm(len(batches), generator=gen).numpy()
-        return [batches[i] % n for i in shuffle]
+        return [batches[i] for i in shuffle]
 
     def __iter__(self):
         seqs = self.sequences if self.perturb_fn is None else self.perturb_fn(self.sequences, self.epoch)
@@ -143,10 +179,16 @@ class SequenceLoader:
             }))
         gen = torch.Generator().manual_seed(int(self.config["seed"]) * 7919 + self.epoch)
         lengths = inter[self.config["ITEM_LIST_LENGTH_FIELD"]]
+        n = len(inter)
+        assign = torch.randint(self.copies, inter[TARGET_SEQ].shape, generator=gen) if self.split else None
         for index in self._batch_indices(inter, gen):
             index = torch.from_numpy(index)
-            width = max(1, int(lengths[index].max()))
-            yield trim_width(take(inter, index), width, self.max_len)
+            rows = index % n
+            width = max(1, int(lengths[rows].max()))
+            batch = take(inter, rows)
+            if self.split:
+                batch = split_targets(batch, index // n, assign[rows])
+            yield trim_width(batch, width, self.max_len)
 
 
 def eval_batches(sequences, config, unit, batch_size):

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 from recbole.utils import init_logger, init_seed  # noqa: E402
 
 from recbole_finest.config import Config, properties_dir  # noqa: E402
-from recbole_finest.data.loader import uses_masked_windows  # noqa: E402
+from recbole_finest.data.loader import uses_masked_windows, uses_target_split  # noqa: E402
 from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
 from recbole_finest.stability import StabilityRun  # noqa: E402
@@ -42,7 +42,7 @@ def run(args):
         "train_unit": args.unit, "seed": args.seed, "hidden_size": args.hidden, "inner_size": 2 * args.hidden,
         "epochs": args.epochs, "eval_step": args.epochs, "stopping_step": args.epochs,
         "finest_epochs": args.finest_epochs, "checkpoint_dir": os.path.join(args.out, "saved"),
-        "mask_copies": args.mask_copies,
+        "mask_copies": args.mask_copies, "target_split": args.target_split,
     }
     config = Config(model=args.model, config_file_list=files, config_dict=overrides)
     init_seed(config["seed"], config["reproducibility"])
@@ -66,6 +66,8 @@ def _unit_label(config, unit, epochs):
     label = unit
     if uses_masked_windows(config, unit) and config["mask_copies"] > 1:
         label += f" mask_copies={config['mask_copies']}"
+    if uses_target_split(config, unit):
+        label += f" target_split={config['target_split']}"
     if epochs != DEFAULT_EPOCHS:
         label += f" epochs={epochs}"
     return label
@@ -124,6 +126,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--finest-epochs", type=int, default=3)
     parser.add_argument("--mask-copies", type=int, default=1, help="BERT4Rec, sequence unit: mask_copies")
+    parser.add_argument("--target-split", type=int, default=1, help="causal models, sequence unit: target_split")
     parser.add_argument("--out", default="runs/unit_parity")
     args = parser.parse_args()
     if args.table:
