@@ -33,6 +33,7 @@ from recbole_finest.config import Config  # noqa: E402
 from recbole_finest.scoring import REFUSED_MODELS, check_model  # noqa: E402
 from recbole_finest.trainer import FINETUNE, FinestTrainer  # noqa: E402
 from recbole_finest.utils import get_model  # noqa: E402
+from _cpu import on_cpu  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_PATH = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
@@ -67,8 +68,6 @@ def tiny_config(model, tmp_dir, **overrides):
         "train_batch_size": 256,
         "eval_batch_size": 256,
         "show_progress": False,
-        "use_gpu": False,
-        "device": "cpu",
         "seed": 0,
         "reproducibility": True,
         "state": "WARNING",
@@ -77,7 +76,7 @@ def tiny_config(model, tmp_dir, **overrides):
     }
     config.update(MODEL_OVERRIDES.get(model, {}))
     config.update(overrides)
-    config = Config(model=model, dataset="ml-100k", config_dict=config)
+    config = on_cpu(Config(model=model, dataset="ml-100k", config_dict=config))
     construct_transform(config)  # sets the field names of the model's batch transform (BERT4Rec's mask fields)
     return config
 

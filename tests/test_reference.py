@@ -18,6 +18,8 @@ from recbole_finest.config import Config
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
+from _cpu import on_cpu
+
 K = 10
 TINY = dict(
     user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
@@ -38,7 +40,8 @@ def env(tmp_path_factory):
         train, _, _ = data_preparation(config, create_dataset(config))
 
         def make_trainer(**overrides):
-            cfg = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp / "saved"), **overrides})
+            cfg = on_cpu(Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp / "saved"),
+                                                                  **overrides}))
             init_seed(cfg["seed"], cfg["reproducibility"])
             return FinestTrainer(cfg, get_model("SASRec")(cfg, train.dataset))
 

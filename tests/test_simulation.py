@@ -22,6 +22,8 @@ from recbole_finest.data.sequences import TARGET_ID
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
+from _cpu import on_cpu
+
 TINY = dict(
     user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
     MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
@@ -43,8 +45,8 @@ def env(tmp_path_factory):
         train, valid, test = data_preparation(config, dataset)
 
         def make_trainer(**overrides):
-            cfg = Config("SASRec", "ml-100k", config_dict={
-                **TINY, "checkpoint_dir": str(tmp / "saved"), "finest_sim_ratio": RATIO, **overrides})
+            cfg = on_cpu(Config("SASRec", "ml-100k", config_dict={
+                **TINY, "checkpoint_dir": str(tmp / "saved"), "finest_sim_ratio": RATIO, **overrides}))
             init_seed(cfg["seed"], cfg["reproducibility"])
             model = get_model("SASRec")(cfg, train.dataset)
             return FinestTrainer(cfg, model)

@@ -29,6 +29,8 @@ from recbole_finest.scoring import mask_items, masked_item_loss
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
+from _cpu import on_cpu
+
 MAX_LEN = 12
 K = 5
 TINY = dict(
@@ -50,8 +52,8 @@ def env(tmp_path_factory):
         train, _, _ = data_preparation(config, create_dataset(config))
 
     def make_trainer(model_name, unit, **overrides):
-        cfg = Config(model_name, "ml-100k", config_dict={
-            **TINY, "checkpoint_dir": str(tmp / "saved"), "train_unit": unit, **overrides})
+        cfg = on_cpu(Config(model_name, "ml-100k", config_dict={
+            **TINY, "checkpoint_dir": str(tmp / "saved"), "train_unit": unit, **overrides}))
         init_seed(cfg["seed"], cfg["reproducibility"])
         construct_transform(cfg)  # BERT4Rec's mask field names, as data_preparation does
         model = get_model(model_name)(cfg, train.dataset)
@@ -231,8 +233,8 @@ def _window_keys(batches):
 
 
 def _config(env, model_name, **overrides):
-    return Config(model_name, "ml-100k", config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved"),
-                                                      **overrides})
+    return on_cpu(Config(model_name, "ml-100k", config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved"),
+                                                             **overrides}))
 
 
 def test_mask_copies_repeat_every_window_in_the_same_number_of_steps(env):
