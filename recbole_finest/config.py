@@ -103,8 +103,9 @@ def validate(config):
     _check_choice(config, "finetune_method", tuple(METHODS))
     for key in ("finest_topk", "finest_epochs", "jaccard_k", "mask_copies", "target_split"):
         _check_positive_int(config, key)
-    if config["perturb_count"] is not None:
-        _check_positive_int(config, "perturb_count")
+    for key in ("perturb_count", "window_stride"):
+        if config[key] is not None:
+            _check_positive_int(config, key)
     for key in ("finest_lambda", "finest_beta1", "finest_beta2"):
         if not isinstance(config[key], (int, float)) or config[key] < 0:
             raise ValueError(f"config key '{key}' must be a non-negative number, got {config[key]!r}")

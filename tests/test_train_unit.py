@@ -103,6 +103,43 @@ def test_prefix_and_sequence_give_the_same_loss_and_scores(env, model_name):
     assert torch.allclose(scores_p[order_p], scores_s[order_s], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("model_name", ["SASRec", "GRU4Rec"])
+def test_window_stride_one_gives_the_prefix_contexts_on_long_sequences(env, model_name):
+    """Sequences longer than max_len: disjoint windows cut contexts, stride 1 restores them all."""
+    trainer = env["make_trainer"](model_name, "sequence")
+    seqs = short_sequences(trainer.model.n_items, max_rows=3 * MAX_LEN)
+    scorer, out = trainer.scorer, {}
+    with torch.no_grad():
+        out["prefix"] = scorer.batch_outputs(_single_batch(trainer, seqs, PREFIX), PREFIX)
+        for stride in (None, 1, 4):
+            trainer.config["window_stride"] = stride
+            out[stride] = scorer.batch_outputs(_single_batch(trainer, seqs, SEQUENCE), SEQUENCE)
+        trainer.config["window_stride"] = None
+    by_id = {key: (loss, scores[torch.argsort(ids)], ids.sort().values) for key, (loss, scores, ids) in out.items()}
+    for stride in (None, 1, 4):  # every target scored once, whatever the stride
+        assert torch.equal(by_id[stride][2], by_id["prefix"][2])
+    assert torch.allclose(by_id[1][0], by_id["prefix"][0], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(by_id[1][1], by_id["prefix"][1], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(by_id[None][1], by_id["prefix"][1], rtol=1e-3, atol=1e-3)  # disjoint windows differ
+
+
+def test_window_stride_windows_see_at_least_max_len_minus_stride_plus_one_inputs(env):
+    seqs = short_sequences(1000, max_rows=3 * MAX_LEN)
+    stride = 4
+    inter = seqs.window_instances(MAX_LEN, env["make_trainer"]("SASRec", "sequence").config, stride)
+    targets, lengths = inter[TARGET_SEQ], inter["item_length"]
+    assert int(((targets > 0).sum(1) <= stride).sum()) == len(inter)  # at most `stride` new targets
+    pos = torch.arange(MAX_LEN)[None, :].expand_as(targets)
+    seen = (pos + 1)[targets > 0]  # inputs a scored position sees
+    # ids are global row numbers here (perturbed rows -1): t = the row's index in its sequence
+    t = torch.as_tensor(np.arange(len(seqs.items)) - np.repeat(seqs.offsets[:-1], seqs.lengths))
+    want = torch.clamp(t, max=MAX_LEN - stride + 1)  # at least this, or the whole history t
+    ids = inter[TARGET_ID][targets > 0]
+    known = ids >= 0
+    assert (seen[known] >= want[ids[known]]).all()
+    assert (seen <= MAX_LEN).all() and (lengths <= MAX_LEN).all()
+
+
 def test_sequence_loss_differs_from_an_unrelated_loss(env):
     """The equality above is not vacuous: other data gives another loss."""
     trainer = env["make_trainer"]("SASRec", "sequence")

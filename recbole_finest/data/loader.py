@@ -81,30 +81,33 @@ def trim_width(inter, width, max_len):
     })
 
 
-def bucketed_batches(lengths, budget, order, pool_batches=BUCKET_POOL_BATCHES):
+def bucketed_batches(lengths, budget, order, pool_batches=BUCKET_POOL_BATCHES, targets=None):
     """Batches of window indices of about ``budget`` targets each, windows of similar length together.
 
     Window ``i`` (in the sorted order) goes to batch ``(targets before it) // budget``, so a
     batch holds ``budget`` targets give or take one window.
 
     Args:
-        lengths: int64 ``[W]`` targets per window.
+        lengths: int64 ``[W]`` positions per window (the sort key).
         budget: targets per batch.
         order: int64 ``[W]`` a random permutation of the windows.
+        targets: int64 ``[W]`` targets per window (default ``lengths``; fewer where a
+            window has context-only positions, ``window_stride``).
 
     Returns a list of int64 index arrays (every window exactly once), in pool order; the
     caller shuffles the batch order.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
+    targets = lengths if targets is None else np.asarray(targets, dtype=np.int64)
     if len(order) == 0:
         return []
-    mean = max(1.0, float(lengths.mean()))
+    mean = max(1.0, float(targets.mean()))
     pool = max(1, int(round(pool_batches * budget / mean)))
     pool_of = np.arange(len(order)) // pool
     # within each pool (of the shuffled order): longest windows first, stable
     order = order[np.lexsort((-lengths[order], pool_of))]
-    ends = np.cumsum(lengths[order])
-    batch_of = (ends - lengths[order]) // max(1, budget)  # by the targets before the window
+    ends = np.cumsum(targets[order])
+    batch_of = (ends - targets[order]) // max(1, budget)  # by the targets before the window
     cuts = np.flatnonzero(np.diff(batch_of)) + 1
     return np.split(order, cuts)
 
@@ -150,7 +153,7 @@ class SequenceLoader:
         if self.masked:
             return seqs.masked_windows(self.max_len, self.config)
         if self.unit == SEQUENCE:
-            return seqs.window_instances(self.max_len, self.config)
+            return seqs.window_instances(self.max_len, self.config, self.config["window_stride"])
         return seqs.prefix_instances(self.max_len, self.config)
 
     def _batch_indices(self, inter, gen):
@@ -162,7 +165,8 @@ class SequenceLoader:
         if self.unit == PREFIX:
             return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         lengths = np.tile(inter[self.config["ITEM_LIST_LENGTH_FIELD"]].numpy(), self.copies)
-        batches = bucketed_batches(lengths, self.batch_size * self.copies, order)
+        targets = None if self.masked else np.tile((inter[TARGET_SEQ] > 0).sum(1).numpy(), self.copies)
+        batches = bucketed_batches(lengths, self.batch_size * self.copies, order, targets=targets)
         shuffle = torch.randperm(len(batches), generator=gen).numpy()
         return [batches[i] for i in shuffle]
 

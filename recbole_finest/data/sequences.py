@@ -219,28 +219,42 @@ class TrainingSequences:
         count = np.minimum(chunk, n_t[seq] - k * chunk)
         return seq, first, count
 
-    def window_instances(self, max_len, config):
-        """Sequence-level layout: every target predicted once, ``max_len`` targets per window.
+    def window_instances(self, max_len, config, stride=None):
+        """Sequence-level layout: every target predicted once, at most ``stride`` new targets per window.
+
+        With ``stride`` = ``max_len`` (default) windows are disjoint: a target at position
+        ``j`` of its window sees only the ``j + 1`` inputs of that window. With a smaller
+        ``stride`` a new window starts every ``stride`` targets and reaches back up to
+        ``max_len`` inputs; its first positions are context only (target 0 / id -1), so
+        every target sees at least ``max_len - stride + 1`` inputs (or its whole history),
+        closer to the prefix layout's ``min(t, max_len)``.
 
         Returns an ``Interaction`` with ``uid [W]``, ``item_id_list [W, L]`` (inputs),
         ``item_length [W]``, ``timestamp_list [W, L]``, ``finest_target_seq [W, L]`` (the
-        target item at each input position, 0 = pad), ``finest_target_id [W, L]`` (-1 =
-        pad or perturbed target), plus ``item_id [W]`` / ``timestamp [W]`` = the window's
-        last target (so prefix-style code sees a valid last instance).
+        target item at each input position, 0 = pad or context only), ``finest_target_id
+        [W, L]`` (-1 = pad, context only or perturbed target), plus ``item_id [W]`` /
+        ``timestamp [W]`` = the window's last target (so prefix-style code sees a valid last
+        instance).
         """
-        seq, first, count = self.window_bounds(max_len)
-        starts = first - 1
+        stride = max_len if stride is None else min(int(stride), max_len)
+        seq, first, count = self.window_bounds(stride)
+        context = np.minimum(max_len - count, first - 1 - self.offsets[seq])  # context-only inputs
+        starts, width = first - 1 - context, context + count
         fields = _field_names(config)
         last = first + count - 1
+        target_seq = self._gather(starts + 1, width, max_len, self.items, 0)
+        target_id = self._gather(starts + 1, width, max_len, self.ids, -1)
+        context_only = np.arange(max_len)[None, :] < context[:, None]
+        target_seq[context_only], target_id[context_only] = 0, -1
         data = {
             fields["uid"]: self.user_ids[seq],
-            fields["item_list"]: self._gather(starts, count, max_len, self.items, 0),
-            fields["length"]: count,
+            fields["item_list"]: self._gather(starts, width, max_len, self.items, 0),
+            fields["length"]: width,
             fields["item"]: self.items[last],
-            fields["time_list"]: self._gather(starts, count, max_len, self.timestamps, 0.0),
+            fields["time_list"]: self._gather(starts, width, max_len, self.timestamps, 0.0),
             fields["time"]: self.timestamps[last],
-            TARGET_SEQ: self._gather(first, count, max_len, self.items, 0),
-            TARGET_ID: self._gather(first, count, max_len, self.ids, -1),
+            TARGET_SEQ: target_seq,
+            TARGET_ID: target_id,
         }
         return _to_interaction(data)
 
