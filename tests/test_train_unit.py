@@ -332,6 +332,21 @@ def test_target_split_scores_every_target_once_from_more_windows_per_batch(env):
         assert (b[TARGET_ID][b[TARGET_SEQ] == 0] == -1).all()
 
 
+def test_length_bucketing_off_mixes_window_lengths_in_a_batch(env):
+    seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=400)
+    spread, targets = {}, {}
+    for bucketing in (True, False):
+        cfg = _config(env, "SASRec", train_batch_size=60, length_bucketing=bucketing)
+        batches = list(SequenceLoader(None, seqs, cfg, SEQUENCE))
+        lengths = [b["item_length"] for b in batches]
+        spread[bucketing] = np.mean([int(x.max() - x.min()) for x in lengths])
+        targets[bucketing] = sorted(torch.cat([b[TARGET_ID][b[TARGET_SEQ] > 0] for b in batches]).tolist())
+        n_targets = np.array([int((b[TARGET_SEQ] > 0).sum()) for b in batches])
+        assert (np.abs(n_targets[:-1] - 60) <= MAX_LEN).all() or bucketing  # about 60 targets each
+    assert targets[False] == targets[True]  # the same targets, each once
+    assert spread[True] <= 2 and spread[False] > 3 * max(spread[True], 1)
+
+
 def test_target_split_leaves_masked_models_and_the_prefix_unit_alone(env):
     seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=60)
     for model_name, unit in (("BERT4Rec", SEQUENCE), ("SASRec", PREFIX)):

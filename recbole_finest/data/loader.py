@@ -29,7 +29,8 @@ targets, the batch order is shuffled, and every batch is cut to the width of its
 window. Most windows are much shorter than ``max_len`` (reddit: 37% of the ``[W, L]``
 slots hold a target), so this removes most of the padding the encoder would otherwise
 process; trailing padding never changes the outputs at real positions (causal models look
-only left, masked models mask padded keys).
+only left, masked models mask padded keys). ``length_bucketing: False`` keeps the shuffled
+order (batches of windows of any length, as a prefix batch), at the cost of that padding.
 """
 
 import numpy as np
@@ -166,7 +167,8 @@ class SequenceLoader:
             return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         lengths = np.tile(inter[self.config["ITEM_LIST_LENGTH_FIELD"]].numpy(), self.copies)
         targets = None if self.masked else np.tile((inter[TARGET_SEQ] > 0).sum(1).numpy(), self.copies)
-        batches = bucketed_batches(lengths, self.batch_size * self.copies, order, targets=targets)
+        pool = BUCKET_POOL_BATCHES if self.config["length_bucketing"] else 0  # 0: one window per pool, no sort
+        batches = bucketed_batches(lengths, self.batch_size * self.copies, order, pool, targets)
         shuffle = torch.randperm(len(batches), generator=gen).numpy()
         return [batches[i] for i in shuffle]
 

@@ -222,9 +222,9 @@ class TrainingSequences:
     def window_instances(self, max_len, config, stride=None):
         """Sequence-level layout: every target predicted once, at most ``stride`` new targets per window.
 
-        With ``stride`` = ``max_len`` (default) windows are disjoint: a target at position
-        ``j`` of its window sees only the ``j + 1`` inputs of that window. With a smaller
-        ``stride`` a new window starts every ``stride`` targets and reaches back up to
+        With ``stride`` None (default) windows are disjoint: a target at position ``j`` of
+        its window sees only the ``j + 1`` inputs of that window. With a ``stride`` a new
+        window starts every ``stride`` targets and reaches back up to
         ``max_len`` inputs; its first positions are context only (target 0 / id -1), so
         every target sees at least ``max_len - stride + 1`` inputs (or its whole history),
         closer to the prefix layout's ``min(t, max_len)``.
@@ -236,9 +236,10 @@ class TrainingSequences:
         ``timestamp [W]`` = the window's last target (so prefix-style code sees a valid last
         instance).
         """
-        stride = max_len if stride is None else min(int(stride), max_len)
-        seq, first, count = self.window_bounds(stride)
-        context = np.minimum(max_len - count, first - 1 - self.offsets[seq])  # context-only inputs
+        seq, first, count = self.window_bounds(max_len if stride is None else min(int(stride), max_len))
+        context = np.zeros_like(count)  # context-only inputs before the window's first target
+        if stride is not None:
+            context = np.minimum(max_len - count, first - 1 - self.offsets[seq])
         starts, width = first - 1 - context, context + count
         fields = _field_names(config)
         last = first + count - 1

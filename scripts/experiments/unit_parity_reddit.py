@@ -43,7 +43,7 @@ def run(args):
         "epochs": args.epochs, "eval_step": args.epochs, "stopping_step": args.epochs,
         "finest_epochs": args.finest_epochs, "checkpoint_dir": os.path.join(args.out, "saved"),
         "mask_copies": args.mask_copies, "target_split": args.target_split,
-        "window_stride": args.window_stride,
+        "window_stride": args.window_stride, "length_bucketing": not args.no_bucketing,
     }
     config = Config(model=args.model, config_file_list=files, config_dict=overrides)
     init_seed(config["seed"], config["reproducibility"])
@@ -71,6 +71,8 @@ def _unit_label(config, unit, epochs):
         label += f" target_split={config['target_split']}"
     if unit == "sequence" and not uses_masked_windows(config, unit) and config["window_stride"]:
         label += f" window_stride={config['window_stride']}"
+    if unit == "sequence" and not config["length_bucketing"]:
+        label += " no_bucketing"
     if epochs != DEFAULT_EPOCHS:
         label += f" epochs={epochs}"
     return label
@@ -131,6 +133,7 @@ def main():
     parser.add_argument("--mask-copies", type=int, default=1, help="BERT4Rec, sequence unit: mask_copies")
     parser.add_argument("--target-split", type=int, default=1, help="causal models, sequence unit: target_split")
     parser.add_argument("--window-stride", type=int, default=None, help="causal models, sequence unit: window_stride")
+    parser.add_argument("--no-bucketing", action="store_true", help="sequence unit: length_bucketing False")
     parser.add_argument("--out", default="runs/unit_parity")
     args = parser.parse_args()
     if args.table:
