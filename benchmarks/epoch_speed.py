@@ -124,22 +124,25 @@ class FirstBatches:
         self.loader.set_epoch(epoch)
 
     def __iter__(self):
-        from recbole_finest.data.sequences import TARGET_ID
-
         for batch in itertools.islice(iter(self.loader), self.n):
-            ids = batch[TARGET_ID]
-            self.targets += int((batch[self.loader.config["ITEM_LIST_LENGTH_FIELD"]]).sum()) if ids.dim() == 2 \
-                else len(ids)
+            self.targets += batch_targets(batch, self.loader.config)
             self.batches += 1
             yield batch
 
 
-def epoch_targets(loader):
-    """Targets of one full epoch of ``loader`` (prefix instances or window positions)."""
-    inter = loader.instances(loader.sequences)
-    if inter["finest_target_id"].dim() == 2:
-        return int(inter[loader.config["ITEM_LIST_LENGTH_FIELD"]].sum())
+def batch_targets(inter, config):
+    """Targets scored in ``inter``: window positions holding one (sequence unit) or instances."""
+    from recbole_finest.data.sequences import TARGET_SEQ
+
+    if TARGET_SEQ in inter.interaction:
+        return int((inter[TARGET_SEQ] > 0).sum())
     return len(inter)
+
+
+def epoch_targets(loader):
+    """Targets of one full epoch of ``loader`` (masked windows count once per copy)."""
+    targets = batch_targets(loader.instances(loader.sequences), loader.config)
+    return targets * loader.copies if loader.masked else targets
 
 
 def timed_epoch(trainer, loader, n_batches, device="cpu"):
