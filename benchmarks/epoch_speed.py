@@ -40,7 +40,8 @@ def require_data(path):
     return os.path.abspath(path)
 
 
-def base_args(description):
+def base_args(description, batches=None):
+    """The benchmarks' shared arguments; ``batches``: add ``--batches`` with this default."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data", default=default_data(), help="reddit.tsv (default: ../shared/data/reddit.tsv)")
     ap.add_argument("--workdir", default=os.path.join(REPO, "saved", "benchmarks"),
@@ -48,7 +49,18 @@ def base_args(description):
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--device", default="cpu")
+    if batches is not None:
+        ap.add_argument("--batches", type=int, default=batches, help="batches timed per epoch (0 = whole epochs)")
     return ap
+
+
+def parse_args(ap):
+    """Parsed arguments; exits with a clear message when the data file is missing."""
+    args = ap.parse_args()
+    args.data = require_data(args.data)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
 
 
 def model_config(args, model, **extra):
@@ -187,13 +199,9 @@ def plain_and_finest(config, train, unit, n_batches, device):
 
 
 def main():
-    ap = base_args(__doc__.splitlines()[0])
+    ap = base_args(__doc__.splitlines()[0], batches=20)
     ap.add_argument("--models", default="SASRec,BERT4Rec")
-    ap.add_argument("--batches", type=int, default=20, help="batches timed per epoch (0 = whole epochs)")
-    args = ap.parse_args()
-    args.data = require_data(args.data)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(ap)
     n = args.batches or None
     rows = []
     for model in args.models.split(","):

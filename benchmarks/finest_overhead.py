@@ -18,7 +18,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from epoch_speed import base_args, load, make_trainer, model_config, peak_rss_mib, plain_and_finest, require_data  # noqa: E402
+from epoch_speed import (base_args, load, make_trainer, model_config, parse_args, peak_rss_mib,  # noqa: E402
+                         plain_and_finest)
 
 
 def simulation_time(config, train, repeat=3):
@@ -36,13 +37,9 @@ def simulation_time(config, train, repeat=3):
 
 
 def main():
-    ap = base_args(__doc__.splitlines()[0])
+    ap = base_args(__doc__.splitlines()[0], batches=0)
     ap.add_argument("--models", default="SASRec,BERT4Rec,GRU4Rec")
-    ap.add_argument("--batches", type=int, default=0, help="batches timed per epoch (0 = whole epochs)")
-    args = ap.parse_args()
-    args.data = require_data(args.data)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(ap)
     n = args.batches or None
     rows = []
     for model in args.models.split(","):

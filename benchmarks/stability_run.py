@@ -17,16 +17,13 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from epoch_speed import PeakMemory, base_args, load, model_config, peak_rss_mib, require_data  # noqa: E402
+from epoch_speed import PeakMemory, base_args, load, model_config, parse_args, peak_rss_mib  # noqa: E402
 
 
 def main():
     ap = base_args(__doc__.splitlines()[0])
     ap.add_argument("--model", default="BERT4Rec")
-    args = ap.parse_args()
-    args.data = require_data(args.data)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(ap)
     from recbole_finest.stability import StabilityRun, format_table
 
     t_start = time.perf_counter()

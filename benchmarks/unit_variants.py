@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 from _memory import peak_rss_mib  # noqa: E402
-from epoch_speed import base_args, load, make_trainer, model_config, require_data, timed_epoch  # noqa: E402
+from epoch_speed import base_args, load, make_trainer, model_config, parse_args, timed_epoch  # noqa: E402
 
 NO_BUCKETS = {"length_bucketing": False}
 VARIANTS = (  # (label, unit, config keys)
@@ -31,13 +31,9 @@ VARIANTS = (  # (label, unit, config keys)
 
 
 def main():
-    ap = base_args(__doc__.splitlines()[0])
+    ap = base_args(__doc__.splitlines()[0], batches=20)
     ap.set_defaults(hidden=64)
-    ap.add_argument("--batches", type=int, default=20, help="batches timed per epoch (0 = whole epochs)")
-    args = ap.parse_args()
-    args.data = require_data(args.data)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(ap)
     from recbole_finest.trainer import PRETRAIN
 
     n = args.batches or None

@@ -274,12 +274,14 @@ def _config(env, model_name, **overrides):
                                                              **overrides}))
 
 
+def _epoch(env, seqs, model_name, unit=SEQUENCE, **overrides):
+    """One epoch of ``SequenceLoader`` batches over ``seqs`` with config ``overrides``."""
+    return list(SequenceLoader(None, seqs, _config(env, model_name, **overrides), unit))
+
+
 def test_mask_copies_repeat_every_window_in_the_same_number_of_steps(env):
     seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=120)
-    runs = {}
-    for copies in (1, 3):
-        cfg = _config(env, "BERT4Rec", train_batch_size=60, mask_copies=copies)
-        runs[copies] = list(SequenceLoader(None, seqs, cfg, SEQUENCE))
+    runs = {copies: _epoch(env, seqs, "BERT4Rec", train_batch_size=60, mask_copies=copies) for copies in (1, 3)}
     once, thrice = _window_keys(runs[1]), _window_keys(runs[3])
     n_windows = len(seqs.row_window_bounds(MAX_LEN)[0])
     assert len(once) == len(set(once)) == n_windows  # windows are distinct: keys identify them
@@ -289,14 +291,16 @@ def test_mask_copies_repeat_every_window_in_the_same_number_of_steps(env):
     assert (np.abs(rows - 3 * 60) <= MAX_LEN).all()  # batches of about 3 x train_batch_size rows
 
 
-def test_mask_copies_leave_causal_models_and_the_prefix_unit_alone(env):
+@pytest.mark.parametrize("key,layouts", [
+    ("mask_copies", (("SASRec", SEQUENCE), ("BERT4Rec", PREFIX))),
+    ("target_split", (("BERT4Rec", SEQUENCE), ("SASRec", PREFIX))),
+])
+def test_copy_keys_leave_other_models_and_the_prefix_unit_alone(env, key, layouts):
     seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=60)
-    for model_name, unit in (("SASRec", SEQUENCE), ("BERT4Rec", PREFIX)):
-        batches = {}
-        for copies in (1, 4):
-            cfg = _config(env, model_name, train_batch_size=50, mask_copies=copies)
-            batches[copies] = _window_keys(SequenceLoader(None, seqs, cfg, unit))
-        assert batches[4] == batches[1], (model_name, unit)
+    for model_name, unit in layouts:
+        batches = {copies: _window_keys(_epoch(env, seqs, model_name, unit, train_batch_size=50, **{key: copies}))
+                   for copies in (1, 3)}
+        assert batches[3] == batches[1], (key, model_name, unit)
 
 
 @pytest.mark.parametrize("key", ["mask_copies", "target_split"])
@@ -315,10 +319,7 @@ def _scored_targets(batches):
 
 def test_target_split_scores_every_target_once_from_more_windows_per_batch(env):
     seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=120)
-    runs = {}
-    for split in (1, 4):
-        cfg = _config(env, "SASRec", train_batch_size=60, target_split=split)
-        runs[split] = list(SequenceLoader(None, seqs, cfg, SEQUENCE))
+    runs = {split: _epoch(env, seqs, "SASRec", train_batch_size=60, target_split=split) for split in (1, 4)}
     (once, rows_1), (split_4, rows_4) = _scored_targets(runs[1]), _scored_targets(runs[4])
     assert split_4 == once  # each target scored exactly once per epoch, by one of the copies
     assert rows_4 == 4 * rows_1  # every window four times
@@ -336,8 +337,7 @@ def test_length_bucketing_off_mixes_window_lengths_in_a_batch(env):
     seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=400)
     spread, targets = {}, {}
     for bucketing in (True, False):
-        cfg = _config(env, "SASRec", train_batch_size=60, length_bucketing=bucketing)
-        batches = list(SequenceLoader(None, seqs, cfg, SEQUENCE))
+        batches = _epoch(env, seqs, "SASRec", train_batch_size=60, length_bucketing=bucketing)
         lengths = [b["item_length"] for b in batches]
         spread[bucketing] = np.mean([int(x.max() - x.min()) for x in lengths])
         targets[bucketing] = sorted(torch.cat([b[TARGET_ID][b[TARGET_SEQ] > 0] for b in batches]).tolist())
@@ -345,16 +345,6 @@ def test_length_bucketing_off_mixes_window_lengths_in_a_batch(env):
         assert (np.abs(n_targets[:-1] - 60) <= MAX_LEN).all() or bucketing  # about 60 targets each
     assert targets[False] == targets[True]  # the same targets, each once
     assert spread[True] <= 2 and spread[False] > 3 * max(spread[True], 1)
-
-
-def test_target_split_leaves_masked_models_and_the_prefix_unit_alone(env):
-    seqs = short_sequences(1000, max_rows=3 * MAX_LEN, n_seq=60)
-    for model_name, unit in (("BERT4Rec", SEQUENCE), ("SASRec", PREFIX)):
-        batches = {}
-        for split in (1, 3):
-            cfg = _config(env, model_name, train_batch_size=50, target_split=split)
-            batches[split] = _window_keys(SequenceLoader(None, seqs, cfg, unit))
-        assert batches[3] == batches[1], (model_name, unit)
 
 
 def test_memmap_reference_equals_in_memory(env, tmp_path):
