@@ -138,10 +138,8 @@ class SequenceLoader:
         self.batch_size = config["train_batch_size"]
         self.masked = uses_masked_windows(config, unit)
         self.split = uses_target_split(config, unit)
-        if self.masked:
-            self.copies = int(config["mask_copies"] or 1)
-        else:
-            self.copies = int(config["target_split"] or 1) if self.split else 1
+        copies_key = "mask_copies" if self.masked else "target_split" if self.split else None
+        self.copies = int(config[copies_key] or 1) if copies_key else 1
         self.epoch = 0
         self.current = sequences
 
