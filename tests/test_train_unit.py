@@ -376,3 +376,12 @@ def test_reference_ids_are_int16_when_the_catalogue_allows(env, tmp_path):
     assert int(big.lookup(torch.tensor([1]))[0, 0]) == 39999
     disk = ReferenceLists.empty(4, K, 100, "cpu", str(tmp_path / "r.npy"))
     assert disk.table.dtype == np.int16
+
+
+def test_prefix_parity_example_turns_on_split_targets_and_shuffled_batches(env):
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "properties", "examples", "prefix_parity.yaml")
+    cfg = on_cpu(Config("SASRec", "ml-100k", config_file_list=[path],
+                        config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved")}))
+    loader = SequenceLoader(None, short_sequences(1000), cfg, cfg["train_unit"])
+    assert (loader.unit, loader.split, loader.copies, cfg["length_bucketing"]) == (SEQUENCE, True, 8, False)
