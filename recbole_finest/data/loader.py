@@ -54,6 +54,11 @@ def uses_target_split(config, unit):
     return unit == SEQUENCE and config["model"] not in MASKED_MODELS and int(config["target_split"] or 1) > 1
 
 
+def window_stride(config, unit):
+    """The ``window_stride`` the loader applies: causal models in the sequence unit, else None."""
+    return config["window_stride"] if unit == SEQUENCE and config["model"] not in MASKED_MODELS else None
+
+
 def split_targets(inter, copy, assign):
     """Keep the targets of the positions drawn for each row's copy, blank the others.
 
@@ -152,7 +157,7 @@ class SequenceLoader:
         if self.masked:
             return seqs.masked_windows(self.max_len, self.config)
         if self.unit == SEQUENCE:
-            return seqs.window_instances(self.max_len, self.config, self.config["window_stride"])
+            return seqs.window_instances(self.max_len, self.config, window_stride(self.config, self.unit))
         return seqs.prefix_instances(self.max_len, self.config)
 
     def _batch_indices(self, inter, gen):

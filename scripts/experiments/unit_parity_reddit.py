@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 from recbole.utils import init_logger, init_seed  # noqa: E402
 
 from recbole_finest.config import Config, properties_dir  # noqa: E402
-from recbole_finest.data.loader import uses_masked_windows, uses_target_split  # noqa: E402
+from recbole_finest.data.loader import uses_masked_windows, uses_target_split, window_stride  # noqa: E402
 from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
 from recbole_finest.stability import StabilityRun  # noqa: E402
@@ -63,16 +63,16 @@ def run(args):
 
 
 def _unit_label(config, unit, epochs):
-    """``sequence`` / ``prefix``, plus ``mask_copies=k`` where the loader applies copies and
-    ``epochs=n`` where pre-training is not the default ``DEFAULT_EPOCHS`` (the equal-epochs
-    comparison)."""
+    """``sequence`` / ``prefix``, plus each sequence-unit key the loader applies
+    (``mask_copies``, ``target_split``, ``window_stride``, ``no_bucketing``) and ``epochs=n``
+    where pre-training is not the default ``DEFAULT_EPOCHS`` (the equal-epochs comparison)."""
     label = unit
     if uses_masked_windows(config, unit) and config["mask_copies"] > 1:
         label += f" mask_copies={config['mask_copies']}"
     if uses_target_split(config, unit):
         label += f" target_split={config['target_split']}"
-    if unit == "sequence" and not uses_masked_windows(config, unit) and config["window_stride"]:
-        label += f" window_stride={config['window_stride']}"
+    if window_stride(config, unit):
+        label += f" window_stride={window_stride(config, unit)}"
     if unit == "sequence" and not config["length_bucketing"]:
         label += " no_bucketing"
     if epochs != DEFAULT_EPOCHS:
