@@ -5,17 +5,30 @@
     python run_recbole_finest.py --model=SASRec --dataset=reddit --config_files "a.yaml b.yaml" --finest_topk=50
     python run_recbole_finest.py --tune --model=SASRec --dataset=reddit --search_space properties/tune/finest.yaml
 
-Any RecBole or plugin key can be given as ``--key=value`` (RecBole's own parsing).
+Any RecBole or plugin key can be given as ``--key=value`` (RecBole's own parsing); any other
+argument is an error, and so are two modes (``--study --tune``).
 """
 
 import argparse
 import os
 
 from recbole_finest.config import properties_dir
+from recbole_finest.data.datasets import DatasetNotFoundError
 from recbole_finest.quick_start import run_recbole_finest
 
 
+#: run modes (flags); at most one may be given
+MODES = ("study", "tune")
+#: options that belong to one mode
+MODE_OPTIONS = {"search_space": "tune", "ray_address": "tune"}
+
+
 def parse_args(argv=None):
+    """The plugin's own options; every other argument must be ``--key=value`` (a config key).
+
+    Raises:
+        SystemExit: an argument that is not ``--key=value``, two modes, or a mode option without its mode.
+    """
     parser = argparse.ArgumentParser(description="FINEST rank-preserving fine-tuning for RecBole")
     parser.add_argument("--model", "-m", type=str, default=None, help="model name (default: the demo, SASRec)")
     parser.add_argument("--dataset", "-d", type=str, default=None, help="dataset name (default: ml-100k)")
@@ -24,13 +37,34 @@ def parse_args(argv=None):
     parser.add_argument("--tune", action="store_true", help="Ray Tune search (docs/tuning.md)")
     parser.add_argument("--search_space", type=str, default=None, help="--tune: search-space .yaml (default: properties/tune/finest.yaml)")
     parser.add_argument("--ray_address", type=str, default=None, help="--tune: join this Ray cluster (auto = the local `ray start` one)")
-    args, _ = parser.parse_known_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    for i, arg in enumerate(rest):
+        key, sep, _ = arg[2:].partition("=")
+        if not arg.startswith("--") or not sep or not key.isidentifier():
+            hint = f": write {arg}={rest[i + 1]}" if arg.startswith("--") and i + 1 < len(rest) else ""
+            parser.error(f"argument {arg!r} is not of the form --key=value{hint}")
+    modes = [m for m in MODES if getattr(args, m)]
+    if len(modes) > 1:
+        parser.error(f"--{' and --'.join(modes)} are different modes; give at most one")
+    for option, mode in MODE_OPTIONS.items():
+        if getattr(args, option) is not None and mode not in modes:
+            parser.error(f"--{option} belongs to --{mode}; add --{mode} or drop --{option}")
     return args
 
 
 def main(argv=None):
+    """The command line; a bad setting or file ends in one line naming it (``SystemExit``)."""
+    try:
+        return _main(argv)
+    except (ValueError, OSError, DatasetNotFoundError) as exc:
+        if os.environ.get("RECBOLE_FINEST_TRACEBACK"):
+            raise
+        raise SystemExit(f"recbole-finest: error: {exc}") from exc
+
+
+def _main(argv=None):
     args = parse_args(argv)
-    files = args.config_files.strip().split(" ") if args.config_files else []
+    files = args.config_files.split() if args.config_files else []
     for f in files:
         if not os.path.isfile(f):
             raise SystemExit(f"config file not found: {f}")

@@ -9,6 +9,9 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
+import time
+import uuid
 
 import torch
 
@@ -31,6 +34,37 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def new_run_id():
+    """A unique id of one run: ``<local time>-<8 hex digits>``.
+
+    Two runs started in the same second (or two Ray trials of one process) still differ,
+    so the checkpoints, reference files and result folders named by it are never shared.
+    """
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def run_file(path, run_id, tag=""):
+    """``path`` with ``-<run_id><tag>`` before its extension: ``ref.npy`` -> ``ref-<run_id><tag>.npy``."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}-{run_id}{tag}{ext}"
+
+
+def check_writable(folder, key):
+    """Create ``folder`` and write (then remove) a probe file in it; ``ValueError`` naming ``key`` if that fails.
+
+    Called for every output location before the first epoch, so an unwritable
+    ``results_dir`` / ``checkpoint_dir`` / ``study_dir`` is not found after all training.
+    """
+    folder = os.fspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ValueError(f"config key '{key}': cannot write to {folder}: {exc.strerror or exc}") from None
 
 
 def write_text(path, text):
@@ -59,6 +93,10 @@ def save_checkpoint(obj, path):
         torch.save(obj, tmp)
 
 
+class UnreadableFileError(ValueError):
+    """A file that exists but cannot be read back (truncated, corrupted, not of its format)."""
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by :func:`save_checkpoint` or by RecBole's trainer.
 
@@ -68,4 +106,8 @@ def load_checkpoint(path, map_location="cpu"):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # truncated zip, bad pickle, EOF: torch raises any of these
+        raise UnreadableFileError(f"checkpoint file {path} cannot be read (truncated or not a torch "
+                                  f"checkpoint): {type(exc).__name__}: {exc}") from None

@@ -5,11 +5,11 @@ import sys
 from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import ModelType, get_local_time, init_logger, init_seed, set_color
+from recbole.utils import ModelType, init_logger, init_seed, set_color
 
 from recbole_finest.config import Config
 from recbole_finest.data.datasets import prepare_dataset
-from recbole_finest.fileio import write_json, write_text
+from recbole_finest.fileio import check_writable, new_run_id, write_json, write_text
 from recbole_finest.stability import format_table, run_stability
 from recbole_finest.utils import get_model, get_trainer
 
@@ -21,12 +21,37 @@ def load_data(config):
                     raw_data_file=config["raw_data_file"], download=config["download_datasets"], logger=logger)
     dataset = create_dataset(config)
     logger.info(dataset)
+    check_dataset(config, dataset)
     return dataset, data_preparation(config, dataset)
 
 
+def check_dataset(config, dataset):
+    """``ValueError`` naming the filter when the filtered dataset has no users or items left."""
+    if dataset.inter_num == 0 or dataset.user_num <= 1 or dataset.item_num <= 1:
+        raise ValueError(
+            f"dataset [{config['dataset']}] has no interactions left after RecBole's filters "
+            f"(user_inter_num_interval: {config['user_inter_num_interval']}, item_inter_num_interval: "
+            f"{config['item_inter_num_interval']}); loosen them, e.g. --user_inter_num_interval=\"[1,inf)\"")
+
+
+def check_outputs(config, keys, saved=True):
+    """Every output location of a run (``keys``) is created and writable, before any data is loaded."""
+    for key in keys:
+        if key == "checkpoint_dir" and not saved:
+            continue
+        value = config[key]
+        if key == "finest_reference_file":
+            value = os.path.dirname(os.path.abspath(value)) if value else None
+        if value:
+            check_writable(value, key)
+
+
 def write_results(config, results):
-    """``results.json`` and ``results.md`` in a new run folder under ``results_dir``; returns the folder."""
-    folder = os.path.join(config["results_dir"], f"{config['model']}-{config['dataset']}-{get_local_time()}")
+    """``results.json`` and ``results.md`` in the run's own folder under ``results_dir``; returns the folder.
+
+    The folder is ``<model>-<dataset>-<run id>`` (``results["run_id"]``): unique per run.
+    """
+    folder = os.path.join(config["results_dir"], f"{config['model']}-{config['dataset']}-{results['run_id']}")
     write_json(os.path.join(folder, "results.json"), results)
     text = f"# {config['model']} on {config['dataset']}\n\n{format_table(results['rows'])}\n"
     write_text(os.path.join(folder, "results.md"), text)
@@ -52,6 +77,7 @@ def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_d
     if config["stability"] and config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise ValueError(f"the stability run (stability: True) needs a sequential model; '{config['model']}' is "
                          f"{config['MODEL_TYPE']}. Set stability: False to train and test it with RecBole's trainer")
+    check_outputs(config, ("results_dir", "checkpoint_dir", "finest_reference_file"), saved)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -61,7 +87,7 @@ def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_d
     show_progress = config["show_progress"]
 
     if config["stability"]:
-        results = run_stability(config, train_data, valid_data, test_data, saved, show_progress)
+        results = run_stability(config, train_data, valid_data, test_data, saved, show_progress, run_id=new_run_id())
         logger.info(set_color("stability results", "yellow") + f" (reference protocol: {config['reference_protocol']})\n"
                     + format_table(results["rows"]))
         folder = write_results(config, results)

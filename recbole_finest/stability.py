@@ -18,7 +18,8 @@ from recbole.utils import init_seed, set_color
 
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
-from recbole_finest.fileio import load_checkpoint, save_checkpoint
+from recbole_finest.config import check_dataset_limits
+from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint
 from recbole_finest.metrics import jaccard, rank_lists, rbo
 from recbole_finest.methods import get_method
 from recbole_finest.trainer import FinestTrainer
@@ -135,12 +136,14 @@ class StabilityRun:
     """
 
     def __init__(self, config, train_data, valid_data, test_data, saved=True, show_progress=False,
-                 shared=None, state_path=None):
+                 shared=None, state_path=None, run_id=None):
         self.config = config
+        self.run_id = run_id or new_run_id()  # names every checkpoint / reference file of this run
         self.valid_data, self.test_data = valid_data, test_data
         self.saved, self.show_progress = saved, show_progress
         self.logger = getLogger()
         self.dataset = train_data.dataset
+        check_dataset_limits(config, self.dataset.item_num)  # before any training
         self.seqs_a = TrainingSequences.from_dataset(self.dataset)
         self.perturbation = perturbed_sequences(config, self.seqs_a)
         self.seqs_b = self.perturbation.seqs
@@ -177,7 +180,7 @@ class StabilityRun:
     def _trainer(self, state, tag):
         model = self.model_cls(self.config, self.dataset).to(self.config["device"])
         model.load_state_dict(state)
-        trainer = FinestTrainer(self.config, model)
+        trainer = FinestTrainer(self.config, model, run_id=self.run_id)
         trainer.tag = tag
         return trainer
 
@@ -221,6 +224,13 @@ class StabilityRun:
         for side in ("A", "B"):
             def train(side=side):
                 trainer = self._trainer(self.initial_state, f"-{side}")
+                path = self.config["pretrained_model_path"]
+                if side == "A" and path:
+                    self.logger.info(set_color(f"model A: loading {path} (pretrained_model_path)", "yellow")
+                                     + "; model B is pre-trained from the seed's initial parameters on the "
+                                       "perturbed data, as without it")
+                    trainer.load_model(path)
+                    return trainer
                 init_seed(self.config["seed"], self.config["reproducibility"])
                 self.logger.info(set_color(f"model {side}: pre-training", "yellow"))
                 trainer.pretrain(self._seqs(side), self.valid_data, saved=self.saved,
@@ -280,10 +290,10 @@ class StabilityRun:
         return row
 
 
-def run_stability(config, train_data, valid_data, test_data, saved=True, show_progress=False):
+def run_stability(config, train_data, valid_data, test_data, saved=True, show_progress=False, run_id=None):
     """Original vs ``finetune_method`` on one seed; returns a results dict (rows + settings)."""
     method = config["finetune_method"]
-    run = StabilityRun(config, train_data, valid_data, test_data, saved, show_progress)
+    run = StabilityRun(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id)
     rows = [run.pretrain()]
     if method != "original":
         rows.append(run.finetune(method))
@@ -291,6 +301,8 @@ def run_stability(config, train_data, valid_data, test_data, saved=True, show_pr
         "model": config["model"],
         "dataset": config["dataset"],
         "seed": config["seed"],
+        "run_id": run.run_id,
+        "pretrained_model_path": config["pretrained_model_path"],
         "reference_protocol": config["reference_protocol"],
         "perturbation": {
             "selection": config["perturb_selection"],
@@ -302,8 +314,11 @@ def run_stability(config, train_data, valid_data, test_data, saved=True, show_pr
     }
 
 
-def format_table(rows, keys=("rbo", "jaccard@10", "mrr", "recall@10", "ndcg@10")):
-    """Markdown table of result rows (one per method)."""
+def format_table(rows, keys=None):
+    """Markdown table of result rows (one per method); default columns: RBO, every Jaccard@k, accuracy."""
+    if keys is None:
+        jaccards = sorted({k for r in rows for k in r if k.startswith("jaccard@")}, key=lambda k: int(k[8:]))
+        keys = ("rbo", *jaccards, "mrr", "recall@10", "ndcg@10")
     keys = [k for k in keys if any(k in r for r in rows)]
     lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for r in rows:

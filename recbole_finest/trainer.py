@@ -17,13 +17,13 @@ import os
 import numpy as np
 import torch
 from recbole.trainer import Trainer
-from recbole.utils import get_local_time, set_color
+from recbole.utils import set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, eval_batches
 from recbole_finest.data.sequences import TrainingSequences
-from recbole_finest.fileio import load_checkpoint, save_checkpoint
+from recbole_finest.fileio import load_checkpoint, new_run_id, run_file, save_checkpoint
 from recbole_finest.loss import rank_preserving_loss
 from recbole_finest.methods import get_method
 from recbole_finest.reference import ReferenceLists
@@ -56,10 +56,28 @@ def check_topk(k, n_items):
         )
 
 
+def load_state(model, state, path):
+    """``model.load_state_dict(state)``; a ``ValueError`` naming ``path`` when the state does not fit."""
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds no state dict of a model")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = str(exc).replace("\n", " ").replace("\t", "")
+        raise ValueError(f"checkpoint {path} does not fit {type(model).__name__} with this config and dataset "
+                         f"(another model, size or dataset?): {detail[:400]}") from None
+
+
 class FinestTrainer(Trainer):
     """RecBole trainer that pre-trains, builds reference lists and fine-tunes with FINEST."""
 
-    def __init__(self, config, model):
+    def __init__(self, config, model, run_id=None):
+        """``run_id``: the run this trainer belongs to (default: a new one, :func:`fileio.new_run_id`).
+
+        Its checkpoints are ``<checkpoint_dir>/<model>-<run_id>/<phase><tag>.pth`` and its
+        reference file (``finest_reference_file``) gets ``-<run_id><tag>`` before the
+        extension, so concurrent runs and the models of one run never share a file.
+        """
         # RecBole expects ``model.to(config["device"])`` from the caller; a model left on the
         # CPU would fail on the first GPU batch with a device-mismatch error, so move it here.
         model = model.to(config["device"])
@@ -72,6 +90,8 @@ class FinestTrainer(Trainer):
         self.reference = None
         self.phase = PRETRAIN
         self.tag = ""
+        self.run_id = run_id or new_run_id()
+        self.run_dir = os.path.join(self.checkpoint_dir, f"{config['model']}-{self.run_id}")
         self._sequences_cache = {}
 
     # ------------------------------------------------------------------ data
@@ -130,8 +150,7 @@ class FinestTrainer(Trainer):
         self.best_valid_score = -np.inf if self.valid_metric_bigger else np.inf
         self.best_valid_result = None
         self.train_loss_dict = {}
-        name = f"{self.config['model']}-{get_local_time()}-{phase}{self.tag}.pth"
-        self.saved_model_file = os.path.join(self.checkpoint_dir, name)
+        self.saved_model_file = os.path.join(self.run_dir, f"{phase}{self.tag}.pth")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         """All phases: pre-train (or load ``pretrained_model_path``), then fine-tune.
@@ -165,7 +184,9 @@ class FinestTrainer(Trainer):
         k = self.config["finest_topk"]
         check_topk(k, seqs.n_items)
         unit = self.unit  # sequence only for models that score windows (resolve_train_unit)
-        ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, self.config["finest_reference_file"])
+        path = self.config["finest_reference_file"]
+        path = run_file(path, self.run_id, self.tag) if path else None
+        ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, path)
         batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"]))
         self.reference = ref.fill(self.scorer, batches, show_progress)
         return self.reference
@@ -261,8 +282,8 @@ class FinestTrainer(Trainer):
     def load_model(self, path, verbose=True):
         """Load model parameters from a plugin or RecBole checkpoint (or a bare state dict)."""
         checkpoint = load_checkpoint(path, map_location=self.device)
-        state = checkpoint.get("state_dict", checkpoint)
-        self.model.load_state_dict(state)
+        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+        load_state(self.model, state, path)
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         if verbose:
             self.logger.info(f"Loading model parameters from {path}")
