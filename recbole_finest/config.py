@@ -412,8 +412,9 @@ def validate(config):
 def check_dataset_limits(config, n_items):
     """Limits that need the dataset's ``n_items`` (id 0 = padding): rank-list depths fit the catalogue."""
     n_real = n_items - 1
-    for key in ("jaccard_k", "rbo_depth"):
-        value = config[key]
+    topk = config["topk"]
+    for key, value in (("jaccard_k", config["jaccard_k"]), ("rbo_depth", config["rbo_depth"]),
+                       ("topk", max(topk) if isinstance(topk, (list, tuple)) and topk else topk)):
         if value is not None and value > n_real:
             raise ConfigError(f"config key '{key}' is {value} but the dataset has only {n_real} items; "
                               f"set {key} <= {n_real}")

@@ -2,7 +2,8 @@
 
 Every writer in the plugin goes through :func:`atomic_path`: the content is written to a
 temporary file in the destination folder and renamed over the destination only when the
-write finished without an exception.
+write finished without an exception. The file gets the mode ``open()`` would give it
+(``0666`` less the umask), not ``mkstemp``'s ``0600``.
 """
 
 import contextlib
@@ -14,6 +15,17 @@ import time
 import uuid
 
 import torch
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask():
+    """The process umask (read by setting and restoring it, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -29,6 +41,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; keep what open() would give
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -7,7 +7,7 @@ from logging import getLogger
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
-from recbole_finest.config import Config
+from recbole_finest.config import Config, check_dataset_limits
 from recbole_finest.data.datasets import prepare_dataset
 from recbole_finest.fileio import check_writable, new_run_id, write_json, write_text
 from recbole_finest.stability import format_table, run_stability
@@ -32,6 +32,7 @@ def check_dataset(config, dataset):
             f"dataset [{config['dataset']}] has no interactions left after RecBole's filters "
             f"(user_inter_num_interval: {config['user_inter_num_interval']}, item_inter_num_interval: "
             f"{config['item_inter_num_interval']}); loosen them, e.g. --user_inter_num_interval=\"[1,inf)\"")
+    check_dataset_limits(config, dataset.item_num)
 
 
 def check_outputs(config, keys, saved=True):

@@ -19,7 +19,7 @@ from recbole.utils import init_seed, set_color
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.config import check_dataset_limits
-from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint
+from recbole_finest.fileio import UnreadableFileError, load_checkpoint, new_run_id, save_checkpoint
 from recbole_finest.metrics import jaccard, rank_lists, rbo
 from recbole_finest.methods import get_method
 from recbole_finest.trainer import FinestTrainer
@@ -192,7 +192,10 @@ class StabilityRun:
         path = self.state_path(side, stage)
         if path and os.path.isfile(path):
             self.logger.info(f"model {side} ({stage}): loading {path}")
-            return load_checkpoint(path, map_location=self.config["device"])
+            try:
+                return load_checkpoint(path, map_location=self.config["device"])
+            except UnreadableFileError as exc:  # a truncated cache entry is not a trained model
+                self.logger.warning(f"{exc}; model {side} ({stage}) is trained again")
         return None
 
     def _store(self, side, stage, state):

@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from collections import OrderedDict
 from logging import FileHandler, Formatter, getLogger
 
@@ -44,7 +45,7 @@ from recbole_finest import report
 from recbole_finest.config import Config
 from recbole_finest.data.perturb import KINDS, SELECTIONS, perturbation_size
 from recbole_finest.data.sequences import TrainingSequences
-from recbole_finest.fileio import atomic_path, write_json, write_text
+from recbole_finest.fileio import atomic_path, check_writable, write_json, write_text
 from recbole_finest.stability import StabilityRun
 
 GRID_KEYS = ("study_models", "study_methods", "study_selections", "study_kinds", "study_ratios", "study_seeds")
@@ -196,7 +197,12 @@ class StudyFolder:
         return os.path.join(*parts, f"{side}-{stage}.pth")
 
     def done(self, *key):
-        return os.path.isfile(self.cell(*key))
+        """The cell's ``.json`` (and its ``.npz``, when there is one) can be read back.
+
+        An unreadable file (truncated, corrupted) is not a finished cell: a warning names
+        it and the cell is computed again.
+        """
+        return self.read_cell(key) is not None and self.read_instances(key, check=True) is not False
 
     def write_cell(self, key, record, instances):
         """Per-instance ``.npz`` first, then the ``.json`` that marks the cell finished."""
@@ -207,15 +213,37 @@ class StudyFolder:
         write_json(self.cell(*key), record)
 
     def read_cell(self, key):
-        with open(self.cell(*key), encoding="utf-8") as f:
-            return json.load(f)
+        """The cell's record, or None when it is missing or unreadable (warned, naming the file)."""
+        path = self.cell(*key)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+                raise ValueError("not a cell record")
+            return record
+        except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            _unreadable(path, exc)
+            return None
 
-    def read_instances(self, key):
+    def read_instances(self, key, check=False):
+        """Per-instance arrays of a cell; None when there is no ``.npz``, None (or False with
+        ``check``) when it is unreadable (warned, naming the file)."""
         path = self.cell(*key, ext="npz")
         if not os.path.isfile(path):
             return None
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            _unreadable(path, exc)
+            return False if check else None
+
+
+def _unreadable(path, exc):
+    getLogger().warning(f"study cache file {path} cannot be read ({type(exc).__name__}: {exc}); "
+                        f"the cell is computed again")
 
 
 def _compact(array):
@@ -317,11 +345,22 @@ def study_folder(config):
 
 
 def _check_fingerprint(folder, model, config):
+    """``ValueError`` if ``study_dir`` holds ``model`` with other settings; returns the fingerprint to store.
+
+    Writes nothing: the caller stores the fingerprints (:func:`_store_fingerprint`) once every
+    model of the study passed, so a refused resume leaves the folder as it was.
+    """
     path = os.path.join(folder.root, "configs", f"{model}.json")
     current = fingerprint(config)
+    stored = None
     if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            stored = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                stored = json.load(f)
+        except (OSError, ValueError) as exc:
+            getLogger().warning(f"study settings file {path} cannot be read ({type(exc).__name__}: {exc}); "
+                                f"it is written again from the current settings")
+    if stored is not None:
         # keys added or removed since (e.g. a newer plugin version's defaults) are only reported
         new = sorted(set(stored) ^ set(current))
         if new:
@@ -333,8 +372,13 @@ def _check_fingerprint(folder, model, config):
                 f"study_dir {folder.root!r} holds a {model} study with different settings "
                 f"(keys {', '.join(diff[:8])}{'...' if len(diff) > 8 else ''}); resume it with the same "
                 f"configuration or choose another study_dir")
-    else:
-        write_json(path, current)
+        return None
+    return path, current
+
+
+def _store_fingerprint(checked):
+    if checked is not None:
+        write_json(*checked)
 
 
 # ---------------------------------------------------------------------------------- the study
@@ -358,8 +402,13 @@ def run_study(model=None, dataset=None, config_file_list=None, config_dict=None,
     overrides = base["study_model_config"] or {}
     if not isinstance(overrides, dict):
         raise ValueError(f"config key 'study_model_config' must map model names to dicts of keys, got {overrides!r}")
+    if base["pretrained_model_path"]:
+        raise ValueError("config key 'pretrained_model_path' applies to one stability run; a study trains "
+                         "model A for every seed (remove the key, or run python run_recbole_finest.py without --study)")
     folder = StudyFolder(study_folder(base))
-    os.makedirs(folder.root, exist_ok=True)
+    check_writable(folder.root, "study_dir")
+    if saved:
+        check_writable(base["checkpoint_dir"], "checkpoint_dir")
 
     init_seed(base["seed"], base["reproducibility"])
     init_logger(base)
@@ -377,6 +426,10 @@ def run_study(model=None, dataset=None, config_file_list=None, config_dict=None,
 def _run(base, grids, cells, overrides, folder, dataset, config_file_list, config_dict, saved, load_data):
     logger = getLogger()
     n_total = sum(len(m) for seeds in cells.values() for perts in seeds.values() for m in perts.values())
+    configs = {model: _model_config(model, dataset, config_file_list, config_dict, overrides) for model in cells}
+    checked = [_check_fingerprint(folder, model, config) for model, config in configs.items()]  # also when
+    for entry in checked:  # every cell is cached: no stale results; nothing is written before all passed
+        _store_fingerprint(entry)
     write_json(os.path.join(folder.root, "study.json"), {"grids": grids, "argv": sys.argv, "n_cells": n_total})
     logger.info(set_color("stability study", "green") + f": {n_total} cells in {folder.root}")
     records, n_done, computed = [], 0, 0
@@ -386,8 +439,7 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                 for seed, perts in seeds.items() for pert, methods in perts.items()]
         n_model = sum(len(m) for perts in seeds.values() for m in perts.values())
         progress.update(n_model - sum(len(t[2]) for t in todo))  # finished earlier
-        config = _model_config(model, dataset, config_file_list, config_dict, overrides)
-        _check_fingerprint(folder, model, config)  # also when every cell is cached: no stale results
+        config = configs[model]
         if not any(t[2] for t in todo):
             logger.info(f"{model}: all {n_model} cells finished earlier")
         else:
@@ -428,6 +480,8 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                             f"({n_done} new cells)")
         records += [folder.read_cell((model, seed, *pert, m))
                     for seed, perts in seeds.items() for pert, methods in perts.items() for m in methods]
+        if None in records:
+            raise RuntimeError(f"{model}: a cell of {folder.root} could not be read back after it was written")
     progress.close()
     result = write_report(base, grids, cells, folder, records)
     result["computed"] = computed

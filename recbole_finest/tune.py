@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ import yaml
 from recbole.utils import get_local_time, init_logger, init_seed, set_color
 
 from recbole_finest.config import Config
-from recbole_finest.fileio import atomic_path, load_checkpoint, save_checkpoint, write_json, write_text
+from recbole_finest.fileio import atomic_path, check_writable, load_checkpoint, save_checkpoint, write_json, write_text
 
 # ---------------------------------------------------------------------------------- search space
 #: Ray Tune's sampling vocabulary: name -> (number of arguments or None for a list, builder name)
@@ -326,10 +327,7 @@ def ensure_pretrained(setup, config, splits=None, shared=None):
                 entry = {side: {k: v.detach().cpu() for k, v in run.pretrained[side].items()} for side in ("A", "B")}
                 entry["original"] = original
             finally:
-                for name in os.listdir(checkpoints) if os.path.isdir(checkpoints) else ():
-                    os.remove(os.path.join(checkpoints, name))
-                with contextlib.suppress(OSError):
-                    os.rmdir(checkpoints)
+                shutil.rmtree(checkpoints, ignore_errors=True)  # the run folders of its trainers
                 config["checkpoint_dir"] = previous
         save_checkpoint(entry["A"], paths["A"])
         save_checkpoint(entry["B"], paths["B"])
@@ -552,30 +550,6 @@ def best_config_yaml(setup, user_overrides, best, header):
 
 
 # ---------------------------------------------------------------------------------- the driver
-def _check_tune_keys(config):
-    if config["tune_mode"] not in ("max", "min"):
-        raise ValueError(f"config key 'tune_mode' must be max or min, got {config['tune_mode']!r}")
-    if config["tune_scheduler"] not in ("fifo", "asha"):
-        raise ValueError(f"config key 'tune_scheduler' must be fifo or asha, got {config['tune_scheduler']!r}")
-    for key in ("tune_metric", "tune_accuracy_metric"):
-        if config[key] not in REPORTED:
-            raise ValueError(f"config key '{key}' must be one of {', '.join(REPORTED)}; got {config[key]!r}")
-    drop = config["tune_max_accuracy_drop"]
-    if drop is not None and (not isinstance(drop, (int, float)) or drop < 0):
-        raise ValueError(f"config key 'tune_max_accuracy_drop' must be a non-negative number or ~, got {drop!r}")
-    if not isinstance(config["tune_num_samples"], int) or config["tune_num_samples"] < 1:
-        raise ValueError(
-            f"config key 'tune_num_samples' must be a positive integer, got {config['tune_num_samples']!r}")
-    resources = config["tune_resources_per_trial"]
-    if not isinstance(resources, dict) or set(resources) - {"cpu", "gpu"} or not all(
-            isinstance(v, (int, float)) and v >= 0 for v in resources.values()):
-        raise ValueError(
-            f"config key 'tune_resources_per_trial' must look like {{cpu: 1, gpu: 0.5}}, got {resources!r}")
-    gpu = resources.get("gpu", 0)
-    if gpu > 1 and gpu != int(gpu):
-        raise ValueError(f"config key 'tune_resources_per_trial': gpu above 1 must be a whole number, got {gpu!r}")
-
-
 def _init_ray(config, address):
     """Join ``address`` or start a local Ray; returns True when this call started Ray."""
     import ray
@@ -617,7 +591,7 @@ def run_tune(model=None, dataset=None, config_file_list=None, config_dict=None, 
         os.environ.pop("CUDA_VISIBLE_DEVICES", None)
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda
-    _check_tune_keys(base)
+    check_writable(base["tune_dir"], "tune_dir")  # the keys were checked by Config (recbole_finest.config)
     init_logger(base)
     logger = getLogger()
     logging.getLogger("tensorboardX").setLevel(logging.WARNING)  # Ray's TBX logger renames keys with '@' at INFO

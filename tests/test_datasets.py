@@ -32,7 +32,7 @@ def test_convert_reddit_format_exact_content(tmp_path):
     out = prepare_dataset("reddit", tmp_path / "data", raw_data_file=raw, download=False)
     assert out == str(tmp_path / "data" / "reddit" / "reddit.inter")
     assert Path(out).read_text() == INTER_HEADER + "0\t0\t0\n1\t1\t6\n0\t2\t7\n"
-    assert _leftovers(tmp_path / "data") == ["reddit/reddit.inter"]
+    assert _leftovers(tmp_path / "data") == ["reddit/reddit.inter", "reddit/reddit.inter.source.json"]  # + the raw file it came from (stale check)
 
 
 def test_convert_wikipedia_four_columns_keeps_last_three(tmp_path):
@@ -131,6 +131,7 @@ def test_existing_inter_is_returned_untouched(tmp_path, monkeypatch):
     mtime = inter.stat().st_mtime_ns
     monkeypatch.setattr(D, "_urlopen", lambda url, timeout: pytest.fail("must not download"))
     raw = _write(tmp_path / "raw.tsv", "0\t0\t0\n")
+    os.utime(raw, ns=(mtime - 10**9, mtime - 10**9))  # older than the .inter (a newer one is converted again)
     assert prepare_dataset("reddit", tmp_path, raw_data_file=raw) == str(inter)
     assert inter.read_text() == "anything at all\n" and inter.stat().st_mtime_ns == mtime
 

@@ -115,10 +115,8 @@ def test_user_groups_by_original_mrr():
     ("study_seeds", 0, "study_seeds"),
 ])
 def test_bad_grid_is_one_clear_error(tmp_path, key, value, message):
-    with _cwd(tmp_path):
-        config = Config("SASRec", "ml-100k", config_dict={**TINY, key: value})
-        with pytest.raises(ValueError, match=message):
-            resolve_grid(config)
+    with _cwd(tmp_path), pytest.raises(ValueError, match=message):  # the Config or the grid, before any data
+        resolve_grid(Config("SASRec", "ml-100k", config_dict={**TINY, key: value}))
 
 
 @pytest.mark.parametrize("key, value", [("perturb_selection", "oldest"), ("perturb_kind", "swap"),

@@ -16,9 +16,10 @@ Known datasets (:data:`KNOWN_DATASETS`), as established from the authors' reposi
     ``claws-lab/casper`` ``data/wikipedia.tsv``. 4 columns: interaction index (0, 1, 2, ...),
     user, page, timestamp (``0.000``-style floats); 157,474 rows, 4,140,706 bytes.
 ``foursquare``
-    ``claws-lab/finest-recsys`` ``demo_data/foursquare.tsv`` (the demo input of the FINEST
-    repository). 3 columns: user, venue, timestamp (integers), 3,347,734 bytes. The format was
-    checked on the file's first ~1,000 rows only; its checksum and row count are not known here.
+    ``claws-lab/finest-recsys`` ``data/foursquare.tsv`` (3,347,734 bytes, MD5
+    ``c930a4c7e07d803b8067b482e594b583``); the same 3,347,734 bytes were published as
+    ``demo_data/foursquare.tsv`` at commit ``34487f8`` (the demo input of ``demo.sh``), tried
+    next. 3 columns: user, venue, timestamp (integers); the row count is not recorded here.
 ``lastfm``
     No raw file is published in the authors' GitHub repositories: the FINEST README links the
     paper's datasets as one Google Drive archive
@@ -43,13 +44,14 @@ Config keys (read by the plugin's entry points, passed here as arguments):
 import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
 import math
 import os
 import tempfile
 import urllib.request
 
-from recbole_finest.fileio import atomic_path
+from recbole_finest.fileio import atomic_path, write_json
 
 __all__ = [
     "DOWNLOAD_TIMEOUT",
@@ -115,11 +117,13 @@ KNOWN_DATASETS = {
         RawDataset(
             name="foursquare",
             urls=(
+                f"{_RAW}/claws-lab/finest-recsys/HEAD/data/foursquare.tsv",
                 f"{_RAW}/claws-lab/finest-recsys/34487f82baa78b2283346ccf43d1e6c8f715c5e4/demo_data/foursquare.tsv",
                 f"{_RAW}/claws-lab/finest-recsys/HEAD/demo_data/foursquare.tsv",
             ),
             columns=3,
             description="user, venue, timestamp",
+            md5="c930a4c7e07d803b8067b482e594b583",
         ),
         RawDataset(
             name="lastfm",
@@ -149,7 +153,9 @@ def inter_path(dataset, data_path):
 def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logger=None):
     """Make sure ``<data_path>/<dataset>/<dataset>.inter`` exists and return its path.
 
-    - The .inter file exists: it is returned untouched (whatever the dataset).
+    - The .inter file exists: it is returned untouched (whatever the dataset), unless
+      ``raw_data_file`` is given and the file is stale (:func:`_stale`): then it is
+      converted again.
     - ``raw_data_file`` is given: that local raw file is converted.
     - The dataset is in :data:`KNOWN_DATASETS` and ``download`` is true: the raw file is
       downloaded to a temporary file and converted.
@@ -163,7 +169,11 @@ def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logge
     logger = logger or logging.getLogger(__name__)
     target = inter_path(dataset, data_path)
     if os.path.isfile(target):
-        return target
+        stale = raw_data_file is not None and os.path.isfile(raw_data_file) and _stale(target, raw_data_file)
+        if not stale:
+            return target
+        logger.warning(f"{target} was converted from another version of raw_data_file {raw_data_file} "
+                       f"({stale}); converting it again.")
 
     spec = KNOWN_DATASETS.get(dataset)
     columns = spec.columns if spec is not None else None
@@ -178,6 +188,8 @@ def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logge
             )
         logger.info(f"Converting raw file {raw_data_file} to RecBole atomic file {target}.")
         _convert_into_new_folder(raw_data_file, target, columns)
+        write_json(source_path(target), {"raw_data_file": os.path.abspath(raw_data_file),
+                                         "md5": file_md5(raw_data_file)})
         return target
 
     if spec is None:
@@ -217,6 +229,38 @@ def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logge
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
     return target
+
+
+def source_path(target):
+    """``<dataset>.inter.source.json``: the raw file a converted ``.inter`` came from and its MD5."""
+    return target + ".source.json"
+
+
+def file_md5(path):
+    """Hex MD5 of a file, read in 1 MiB chunks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stale(target, raw_file):
+    """Why ``target`` is older than ``raw_file`` (a reason string), or ``""`` when it is current.
+
+    Stale: the raw file's MD5 differs from the one recorded at conversion, or, without a
+    record (an ``.inter`` made by hand or by an older version), the raw file is newer.
+    """
+    try:
+        with open(source_path(target), encoding="utf-8") as f:
+            recorded = json.load(f).get("md5")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded is not None:
+        return "" if recorded == file_md5(raw_file) else "its MD5 differs from the recorded one"
+    if os.path.getmtime(raw_file) > os.path.getmtime(target):
+        return "the raw file is newer"
+    return ""
 
 
 def _recbole_handles(dataset, target):

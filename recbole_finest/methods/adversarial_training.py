@@ -40,23 +40,18 @@ from recbole_finest.adversarial import (
     item_rows_mask,
     sequence_representation,
 )
+from recbole_finest.config import checked
 
 
-def config_number(config, key, minimum=0.0, allow_none=False):
-    """``config[key]`` checked to be a number ``>= minimum``; ``ValueError`` naming the key otherwise."""
-    value = config[key]
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ValueError(f"config key '{key}' must be a number >= {minimum}, got {value!r}")
-    return float(value)
+def config_number(config, key):
+    """``config[key]`` as a float (None stays None), checked by the key table of ``recbole_finest.config``."""
+    value = checked(config, key)
+    return None if value is None else float(value)
 
 
 def config_int(config, key):
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"config key '{key}' must be a positive integer, got {value!r}")
-    return value
+    """``config[key]``, an integer checked by the key table of ``recbole_finest.config``."""
+    return checked(config, key)
 
 
 class BatchLoss:
@@ -112,7 +107,7 @@ def table_noise_term(trainer, batch, attack):
     loss = BatchLoss(trainer, batch)
     eps = config_number(cfg, "adv_eps")
     steps = config_int(cfg, "adv_steps")
-    alpha = config_number(cfg, "adv_alpha", allow_none=True)
+    alpha = config_number(cfg, "adv_alpha")
 
     def objective(delta):
         return call_with_item_table(model, weight.detach() + delta, loss)

@@ -22,17 +22,15 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_finest.adversarial import eval_mode
+from recbole_finest.config import check_value
 from recbole_finest.data.sequences import TrainingSequences
 
 
 def fake_user_count(value, n_real):
     """Number of fake users from ``apt_fake_users`` (count or share of ``n_real``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"config key 'apt_fake_users' must be a positive integer or a share in (0, 1), got {value!r}")
+    check_value("apt_fake_users", value)
     if isinstance(value, float) and value < 1:
         return max(1, int(round(value * n_real)))
-    if float(value) != int(value):
-        raise ValueError(f"config key 'apt_fake_users' must be a positive integer or a share in (0, 1), got {value!r}")
     return int(value)
 
 
@@ -40,9 +38,7 @@ def fake_length(value, seqs):
     """Items per fake user from ``apt_fake_length`` (``None`` = median real length)."""
     if value is None:
         return max(2, int(np.median(seqs.lengths)))
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ValueError(f"config key 'apt_fake_length' must be an integer >= 2 or ~, got {value!r}")
-    return value
+    return check_value("apt_fake_length", value)
 
 
 @torch.no_grad()
