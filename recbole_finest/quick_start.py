@@ -19,15 +19,21 @@ def load_data(config):
     logger = getLogger()
     prepare_dataset(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])),
                     raw_data_file=config["raw_data_file"], download=config["download_datasets"], logger=logger)
-    dataset = create_dataset(config)
-    logger.info(dataset)
+    try:
+        dataset = create_dataset(config)
+    except ValueError as exc:  # RecBole: "Some feat is empty, please check the filtering settings."
+        if "is empty" not in str(exc):
+            raise
+        dataset = None
     check_dataset(config, dataset)
+    logger.info(dataset)
     return dataset, data_preparation(config, dataset)
 
 
 def check_dataset(config, dataset):
-    """``ValueError`` naming the filter when the filtered dataset has no users or items left."""
-    if dataset.inter_num == 0 or dataset.user_num <= 1 or dataset.item_num <= 1:
+    """``ValueError`` naming the filters when the filtered dataset (None: RecBole found it empty) has nothing left;
+    then the limits that need its number of items."""
+    if dataset is None or dataset.inter_num == 0 or dataset.user_num <= 1 or dataset.item_num <= 1:
         raise ValueError(
             f"dataset [{config['dataset']}] has no interactions left after RecBole's filters "
             f"(user_inter_num_interval: {config['user_inter_num_interval']}, item_inter_num_interval: "

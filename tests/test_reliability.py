@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-import run_recbole_finest
+import run_recbole_finest as cli
 from recbole_finest.config import KEYS, RUNTIME_KEYS, Config, ConfigError
 from recbole_finest.fileio import current_umask, save_checkpoint, write_json
 from recbole_finest.quick_start import load_data, run_recbole_finest
@@ -106,7 +106,7 @@ def render_doc():
 
 def test_docs_table_is_current():
     assert DOC.read_text(encoding="utf-8") == render_doc(), "run: python tests/test_reliability.py"
-    tested = {name.split("_")[1] for name in globals() if name.startswith("test_case")}
+    tested = {name.split("_")[1][len("case"):] for name in globals() if name.startswith("test_case")}
     assert tested == {c for c, *_ in CASES}
 
 
@@ -245,7 +245,7 @@ def test_case5_misspelled_plugin_key_is_an_error(dirs, tmp_path):
 ])
 def test_case5_command_line_errors(argv, message, capsys):
     with pytest.raises(SystemExit):
-        run_recbole_finest.parse_args(["--model=SASRec", "--dataset=ml-100k", *argv])
+        cli.parse_args(["--model=SASRec", "--dataset=ml-100k", *argv])
     assert message in capsys.readouterr().err
 
 
@@ -453,7 +453,7 @@ def test_case11_command_line_errors_are_one_line(tmp_path, monkeypatch):
     argv = ["--model=SASRec", "--dataset=ml-100k", "--rbo_depth=-1"]
     monkeypatch.setattr(sys, "argv", ["run_recbole_finest.py", *argv])
     with pytest.raises(SystemExit) as info:
-        run_recbole_finest.main(argv)
+        cli.main(argv)
     assert str(info.value) == "recbole-finest: error: config key 'rbo_depth' must be a positive integer or ~, got -1"
 
 
@@ -462,8 +462,8 @@ def test_case11_config_files_with_repeated_spaces(tmp_path, monkeypatch):
     first.write_text("finest_topk: 5\n")
     second.write_text("finest_topk: 6\n")
     seen = {}
-    monkeypatch.setattr(run_recbole_finest, "run_recbole_finest", lambda **kw: seen.update(kw))
-    run_recbole_finest.main(["--model=SASRec", "--dataset=ml-100k", f"--config_files= {first}  {second} "])
+    monkeypatch.setattr(cli, "run_recbole_finest", lambda **kw: seen.update(kw))
+    cli.main(["--model=SASRec", "--dataset=ml-100k", f"--config_files= {first}  {second} "])
     assert seen["config_file_list"] == [str(first), str(second)]
 
 
