@@ -29,7 +29,7 @@ def parse_args(argv=None):
     Raises:
         SystemExit: an argument that is not ``--key=value``, two modes, or a mode option without its mode.
     """
-    parser = argparse.ArgumentParser(description="FINEST rank-preserving fine-tuning for RecBole")
+    parser = argparse.ArgumentParser(description="FINEST rank-preserving fine-tuning for RecBole", allow_abbrev=False)
     parser.add_argument("--model", "-m", type=str, default=None, help="model name (default: the demo, SASRec)")
     parser.add_argument("--dataset", "-d", type=str, default=None, help="dataset name (default: ml-100k)")
     parser.add_argument("--config_files", type=str, default=None, help="space-separated .yaml files")

@@ -94,7 +94,8 @@ RESOURCES = Check(lambda v: isinstance(v, dict) and not set(v) - {"cpu", "gpu"}
                   and all(_is_number(x) and x >= 0 for x in v.values())
                   and (v.get("gpu", 0) <= 1 or float(v["gpu"]) == int(v["gpu"])),
                   "a mapping like {cpu: 1, gpu: 0.5} (gpu above 1 a whole number)")
-SEEDS_LIST = Check(lambda v: isinstance(v, (list, tuple)) and v and all(_is_int(s) for s in v), "a list of integer seeds")
+SEEDS_LIST = Check(lambda v: isinstance(v, (list, tuple)) and v and all(_is_int(s) for s in v),
+                   "a list of integer seeds")
 
 
 def _methods():

@@ -84,6 +84,9 @@ def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_d
     if config["stability"] and config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise ValueError(f"the stability run (stability: True) needs a sequential model; '{config['model']}' is "
                          f"{config['MODEL_TYPE']}. Set stability: False to train and test it with RecBole's trainer")
+    if config["pretrained_model_path"] and config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        raise ValueError(f"config key 'pretrained_model_path' is read by FinestTrainer (sequential models); "
+                         f"'{config['model']}' is trained by RecBole's trainer, which would ignore it")
     check_outputs(config, ("results_dir", "checkpoint_dir", "finest_reference_file"), saved)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)

@@ -357,9 +357,10 @@ def _check_fingerprint(folder, model, config):
         try:
             with open(path, encoding="utf-8") as f:
                 stored = json.load(f)
-        except (OSError, ValueError) as exc:
-            getLogger().warning(f"study settings file {path} cannot be read ({type(exc).__name__}: {exc}); "
-                                f"it is written again from the current settings")
+        except (OSError, ValueError) as exc:  # the cells cannot be trusted without it
+            raise ValueError(f"study settings file {path} cannot be read ({type(exc).__name__}: {exc}); the "
+                             f"cells of {model} cannot be checked against the current settings: delete "
+                             f"{os.path.dirname(path)} and the cells to start over, or choose another study_dir") from None
     if stored is not None:
         # keys added or removed since (e.g. a newer plugin version's defaults) are only reported
         new = sorted(set(stored) ^ set(current))
@@ -427,8 +428,9 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
     logger = getLogger()
     n_total = sum(len(m) for seeds in cells.values() for perts in seeds.values() for m in perts.values())
     configs = {model: _model_config(model, dataset, config_file_list, config_dict, overrides) for model in cells}
-    checked = [_check_fingerprint(folder, model, config) for model, config in configs.items()]  # also when
-    for entry in checked:  # every cell is cached: no stale results; nothing is written before all passed
+    # every model is checked (also when all its cells are cached: no stale results) before anything is written
+    checked = [_check_fingerprint(folder, model, config) for model, config in configs.items()]
+    for entry in checked:
         _store_fingerprint(entry)
     write_json(os.path.join(folder.root, "study.json"), {"grids": grids, "argv": sys.argv, "n_cells": n_total})
     logger.info(set_color("stability study", "green") + f": {n_total} cells in {folder.root}")

@@ -32,7 +32,8 @@ def test_convert_reddit_format_exact_content(tmp_path):
     out = prepare_dataset("reddit", tmp_path / "data", raw_data_file=raw, download=False)
     assert out == str(tmp_path / "data" / "reddit" / "reddit.inter")
     assert Path(out).read_text() == INTER_HEADER + "0\t0\t0\n1\t1\t6\n0\t2\t7\n"
-    assert _leftovers(tmp_path / "data") == ["reddit/reddit.inter", "reddit/reddit.inter.source.json"]  # + the raw file it came from (stale check)
+    # + the record of the raw file it came from (stale check)
+    assert _leftovers(tmp_path / "data") == ["reddit/reddit.inter", "reddit/reddit.inter.source.json"]
 
 
 def test_convert_wikipedia_four_columns_keeps_last_three(tmp_path):

@@ -46,7 +46,7 @@ CASES = [
     ("3", "`pretrained_model_path` in the stability run",
      "ignored: A trained from scratch (exit 0); a missing file was not noticed",
      "model A is loaded from it (B is pre-trained from the seed's initial parameters on the perturbed data, "
-     "as logged); a missing file is a config error; a study refuses the key"),
+     "as logged); a missing file is a config error; a study and a general model (RecBole's trainer) refuse the key"),
     ("4", "`rbo_depth=-1`, `jaccard_k=100000`, `rbo_p=abc`",
      "RBO = Jaccard = 1.0; Jaccard 1.0 and its column dropped; raw TypeError",
      "config error naming the key and what is allowed (before data for `rbo_depth`/`rbo_p`, before training "
@@ -192,13 +192,20 @@ def test_case3_pretrained_model_path_is_model_a(dirs, tmp_path, monkeypatch):
     config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "pretrained_model_path": str(path)})
     calls = []
     original_pretrain = FinestTrainer.pretrain
-    monkeypatch.setattr(FinestTrainer, "pretrain", lambda self, *a, **k: calls.append(self.tag) or original_pretrain(self, *a, **k))
+    def pretrain(self, *args, **kwargs):
+        calls.append(self.tag)
+        return original_pretrain(self, *args, **kwargs)
+
+    monkeypatch.setattr(FinestTrainer, "pretrain", pretrain)
     run = StabilityRun(config, train, valid, test)
     run.pretrain()
     assert calls == ["-B"]  # only B was trained
     assert all(torch.equal(run.pretrained["A"][k], state[k]) for k in state)
     with pytest.raises(ConfigError, match=r"pretrained_model_path.*nope\.pth"):
         Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "pretrained_model_path": "nope.pth"})
+    with pytest.raises(ValueError, match=r"'pretrained_model_path' is read by FinestTrainer.*'BPR'"):
+        run_recbole_finest("BPR", "ml-100k", config_dict={**TINY, **dirs, "stability": False,
+                                                         "pretrained_model_path": str(path)})
 
 
 # ---------------------------------------------------------------------------------- 4
@@ -431,7 +438,8 @@ def test_case11_dataset_without_yaml_and_tiny_catalogue(dirs, tmp_path, monkeypa
     cfg = {**TINY, **dirs, "data_path": str(tmp_path / "data"), "raw_data_file": str(raw),
            "user_inter_num_interval": "[0,inf)", "finest_topk": 2}
     config = Config("SASRec", "threeusers", config_dict=cfg)
-    assert (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["TIME_FIELD"]) == ("user_id", "item_id", "timestamp")
+    fields = (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["TIME_FIELD"])
+    assert fields == ("user_id", "item_id", "timestamp")
     _no_training(monkeypatch)
     with pytest.raises(ConfigError, match=r"'jaccard_k' is 10 but the dataset has only \d items"):
         run_recbole_finest("SASRec", "threeusers", config_dict=cfg)
