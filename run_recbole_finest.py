@@ -11,6 +11,7 @@ argument is an error, and so are two modes (``--study --tune``).
 
 import argparse
 import os
+import sys
 
 from recbole_finest.config import properties_dir
 from recbole_finest.data.datasets import DatasetNotFoundError
@@ -43,6 +44,12 @@ def parse_args(argv=None):
         if not arg.startswith("--") or not sep or not key.isidentifier():
             hint = f": write {arg}={rest[i + 1]}" if arg.startswith("--") and i + 1 < len(rest) else ""
             parser.error(f"argument {arg!r} is not of the form --key=value{hint}")
+    seen = {}
+    for arg in argv if argv is not None else sys.argv[1:]:
+        key, sep, value = arg[2:].partition("=")
+        if arg.startswith("--") and sep:
+            if seen.setdefault(key, value) != value:
+                parser.error(f"--{key} is given twice with different values ({seen[key]!r} and {value!r})")
     modes = [m for m in MODES if getattr(args, m)]
     if len(modes) > 1:
         parser.error(f"--{' and --'.join(modes)} are different modes; give at most one")

@@ -249,6 +249,7 @@ def test_case5_misspelled_plugin_key_is_an_error(dirs, tmp_path):
     (["finest_topk=3"], "'finest_topk=3' is not of the form --key=value"),
     (["--tune", "--study"], "--study and --tune are different modes"),
     (["--search_space=s.yaml"], "--search_space belongs to --tune"),
+    (["--model=BPR"], "--model is given twice with different values ('SASRec' and 'BPR')"),
 ])
 def test_case5_command_line_errors(argv, message, capsys):
     with pytest.raises(SystemExit):
