@@ -172,7 +172,9 @@ def test_case2_independent_references_on_disk_match_references_in_ram(dirs, tmp_
         config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, **ref, "reference_protocol": "independent",
                                                           "perturb_ratio": 0.05})
         _, (train, valid, test) = load_data(config)
-        rows[where] = StabilityRun(config, train, valid, test).finetune("finest_order_only")
+        run = StabilityRun(config, train, valid, test)
+        run.finetune("finest")  # builds A's lists, then B's: B's must not overwrite A's
+        rows[where] = run.finetune("finest_order_only")  # fine-tunes A again from A's kept lists
     assert rows["disk"] == rows["ram"]
     assert len(list(tmp_path.glob("ref-*.npy"))) == 2  # A's and B's lists, each in its own file
 
