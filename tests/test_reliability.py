@@ -41,7 +41,8 @@ CASES = [
      "checkpoints `<model>-<second>-<phase>.pth` shared: a run reloads the other's model A (exit 0)",
      "every trainer writes into `<checkpoint_dir>/<model>-<run id>/`; result folders are `<model>-<dataset>-<run id>`"),
     ("2", "`finest_reference_file` with `reference_protocol: independent`",
-     "one memmap for A and B: B's lists overwrite A's (wrong Jaccard, exit 0)",
+     "one memmap for A and B: B's lists overwrite the A lists that the next method fine-tunes A toward "
+     "(wrong numbers, exit 0)",
      "one file per run and model: `<stem>-<run id><tag>.npy`"),
     ("3", "`pretrained_model_path` in the stability run",
      "ignored: A trained from scratch (exit 0); a missing file was not noticed",
