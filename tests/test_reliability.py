@@ -54,8 +54,8 @@ CASES = [
      "for `jaccard_k` > items); the table shows the `jaccard@k` column of any k"),
     ("5", "misspelled plugin key (`--finest_topkk`, yaml), `--finest_topk 100000`, `--tune --study`",
      "silently ignored (a warning line for the space), or `--tune` ignored",
-     "`unknown config key 'finest_topkk' (did you mean 'finest_topk'?)`; not `--key=value` and two modes are "
-     "command-line errors"),
+     "`unknown config key 'finest_topkk' (did you mean 'finest_topk'?)`; an argument not `--key=value`, two "
+     "modes, a mode's option without it and a key given twice with different values are command-line errors"),
     ("6", "new `raw_data_file` beside an old converted `.inter`",
      "the stale `.inter` wins silently",
      "converted again (warning) when the raw file's MD5 differs from the one recorded at conversion "
