@@ -24,6 +24,7 @@ from recbole.utils import init_seed
 from recbole_finest.config import Config
 from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, bucketed_batches
 from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, TrainingSequences
+from recbole_finest.fileio import run_file
 from recbole_finest.reference import ReferenceLists, reference_dtype
 from recbole_finest.scoring import mask_items, masked_item_loss
 from recbole_finest.trainer import FinestTrainer
@@ -354,12 +355,14 @@ def test_memmap_reference_equals_in_memory(env, tmp_path):
     disk = env["make_trainer"]("SASRec", "sequence", finest_reference_file=str(tmp_path / "ref.npy"))
     on_disk = disk.build_reference(seqs)
     assert on_disk.on_disk and not in_memory.on_disk
-    assert os.path.getsize(tmp_path / "ref.npy") >= on_disk.table.size * on_disk.table.itemsize
+    path = run_file(tmp_path / "ref.npy", disk.run_id, disk.tag)  # one file per run and model
+    assert os.listdir(tmp_path) == [os.path.basename(path)]
+    assert os.path.getsize(path) >= on_disk.table.size * on_disk.table.itemsize
     assert np.array_equal(np.asarray(on_disk.table), in_memory.table.numpy())
     ids = torch.as_tensor(seqs.ids[seqs.ids >= 0][1:])
     assert torch.equal(on_disk.lookup(ids), in_memory.lookup(ids))
     assert on_disk.lookup(ids).dtype == torch.long
-    reread = np.load(tmp_path / "ref.npy", mmap_mode="r")
+    reread = np.load(path, mmap_mode="r")
     assert np.array_equal(reread, in_memory.table.numpy())
 
 
