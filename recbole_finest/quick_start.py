@@ -53,12 +53,13 @@ def check_outputs(config, keys, saved=True):
             check_writable(value, key)
 
 
-def write_results(config, results):
+def write_results(config, results, run_id):
     """``results.json`` and ``results.md`` in the run's own folder under ``results_dir``; returns the folder.
 
-    The folder is ``<model>-<dataset>-<run id>`` (``results["run_id"]``): unique per run.
+    The folder is ``<model>-<dataset>-<run_id>``, unique per run (the id also names the run's
+    checkpoint folder); the files themselves hold no id, so equal seeds give equal files.
     """
-    folder = os.path.join(config["results_dir"], f"{config['model']}-{config['dataset']}-{results['run_id']}")
+    folder = os.path.join(config["results_dir"], f"{config['model']}-{config['dataset']}-{run_id}")
     write_json(os.path.join(folder, "results.json"), results)
     text = f"# {config['model']} on {config['dataset']}\n\n{format_table(results['rows'])}\n"
     write_text(os.path.join(folder, "results.md"), text)
@@ -97,10 +98,11 @@ def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_d
     show_progress = config["show_progress"]
 
     if config["stability"]:
-        results = run_stability(config, train_data, valid_data, test_data, saved, show_progress, run_id=new_run_id())
+        run_id = new_run_id()
+        results = run_stability(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id)
         logger.info(set_color("stability results", "yellow") + f" (reference protocol: {config['reference_protocol']})\n"
                     + format_table(results["rows"]))
-        folder = write_results(config, results)
+        folder = write_results(config, results, run_id)
         logger.info(f"results written to {folder}")
         return {"results": results, "results_dir": folder}
 

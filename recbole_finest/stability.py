@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from recbole.utils import init_seed, set_color
 
+from recbole_finest.config import check_dataset_limits
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
-from recbole_finest.config import check_dataset_limits
 from recbole_finest.fileio import UnreadableFileError, load_checkpoint, new_run_id, save_checkpoint
 from recbole_finest.metrics import jaccard, rank_lists, rbo
 from recbole_finest.methods import get_method
@@ -304,7 +304,6 @@ def run_stability(config, train_data, valid_data, test_data, saved=True, show_pr
         "model": config["model"],
         "dataset": config["dataset"],
         "seed": config["seed"],
-        "run_id": run.run_id,
         "pretrained_model_path": config["pretrained_model_path"],
         "reference_protocol": config["reference_protocol"],
         "perturbation": {
