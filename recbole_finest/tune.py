@@ -293,9 +293,18 @@ def pretrained_paths(setup, config):
 
 
 def _usable(setup, paths):
+    """The cached pair exists, may be reused, and reads back (an unreadable entry is trained again)."""
     if not all(os.path.isfile(p) for p in paths.values()):
         return False
-    return setup.reuse_pretrained or min(os.path.getmtime(p) for p in paths.values()) >= setup.started
+    if not (setup.reuse_pretrained or min(os.path.getmtime(p) for p in paths.values()) >= setup.started):
+        return False
+    try:
+        load_pretrained(paths)
+    except (OSError, ValueError) as exc:  # UnreadableFileError, JSONDecodeError
+        getLogger().warning(f"pre-trained cache entry {paths['A'][: -len('-A.pth')]}-* cannot be read "
+                            f"({type(exc).__name__}: {exc}); training A and B again")
+        return False
+    return True
 
 
 def ensure_pretrained(setup, config, splits=None, shared=None):

@@ -60,9 +60,11 @@ CASES = [
      "the stale `.inter` wins silently",
      "converted again (warning) when the raw file's MD5 differs from the one recorded at conversion "
      "(`<dataset>.inter.source.json`) or, without a record, when the raw file is newer"),
-    ("7", "truncated cell `.json` / `.npz` / state `.pth` in a study folder",
+    ("7", "truncated cell `.json` / `.npz` / state `.pth` in a study folder; truncated pre-trained pair in "
+          "`tune_dir/pretrained`",
      "every rerun fails with JSONDecodeError / BadZipFile without the file name",
-     "a warning names the file, the cell (or model) is computed again"),
+     "a warning names the file, the cell (or model, or the tune pair) is computed again; an unreadable "
+     "study settings file (`configs/<model>.json`) is an error naming it"),
     ("8", "resume refused for changed settings", "`study.json` overwritten with the rejected argv first",
      "every model's settings are checked before anything is written"),
     ("9", "unwritable `results_dir` / `study_dir` / `checkpoint_dir`", "found after all training",
@@ -337,6 +339,25 @@ def test_case7_truncated_state_is_trained_again(study, caplog):
     assert out["computed"] == 1 and str(state) in caplog.text
     assert out["summary"] == first["summary"]
     torch.load(state, weights_only=False)  # written again, whole
+
+
+def test_case7_unreadable_tune_cache_entry_is_trained_again(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from recbole_finest.tune import _usable
+
+    paths = {side: str(tmp_path / f"SASRec-x-seed1-{side}.pth") for side in ("A", "B")}
+    paths["original"] = str(tmp_path / "SASRec-x-seed1-original.json")
+    for side in ("A", "B"):
+        save_checkpoint({"w": torch.ones(3)}, paths[side])
+    write_json(paths["original"], {"rbo": 0.5})
+    setup = SimpleNamespace(reuse_pretrained=True, started=0.0)
+    assert _usable(setup, paths)
+    for key, cut in (("original", 5), ("B", 50)):
+        good = Path(paths[key]).read_bytes()
+        Path(paths[key]).write_bytes(good[:cut])
+        assert not _usable(setup, paths) and "SASRec-x-seed1-* cannot be read" in caplog.text
+        Path(paths[key]).write_bytes(good)
 
 
 def test_case8_refused_resume_leaves_study_json_alone(study):
