@@ -3,6 +3,7 @@
     python run_recbole_finest.py                                  # the demo: SASRec on ml-100k
     python run_recbole_finest.py --model=BERT4Rec --dataset=reddit --raw_data_file=../shared/data/reddit.tsv
     python run_recbole_finest.py --model=SASRec --dataset=reddit --config_files "a.yaml b.yaml" --finest_topk=50
+    python run_recbole_finest.py --update --model=SASRec --dataset=reddit --update_methods="[retrain,finest]"
     python run_recbole_finest.py --tune --model=SASRec --dataset=reddit --search_space properties/tune/finest.yaml
 
 Any RecBole or plugin key can be given as ``--key=value`` (RecBole's own parsing); any other
@@ -35,6 +36,7 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", "-d", type=str, default=None, help="dataset name (default: ml-100k)")
     parser.add_argument("--config_files", type=str, default=None, help="space-separated .yaml files")
     parser.add_argument("--study", action="store_true", help="run (or resume) the stability study grid of the study_* keys")
+    parser.add_argument("--update", action="store_true", help="v1 -> v2 update strategies and churn report (docs/update.md)")
     parser.add_argument("--tune", action="store_true", help="Ray Tune search (docs/tuning.md)")
     parser.add_argument("--search_space", type=str, default=None, help="--tune: search-space .yaml (default: properties/tune/finest.yaml)")
     parser.add_argument("--ray_address", type=str, default=None, help="--tune: join this Ray cluster (auto = the local `ray start` one)")
@@ -81,6 +83,10 @@ def _main(argv=None):
         from recbole_finest.study import run_study
 
         return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None)
+    if args.update:
+        from recbole_finest.update import run_update
+
+        return run_update(model=args.model, dataset=args.dataset, config_file_list=files or None)
     if args.tune:
         from recbole_finest.tune import run_tune
 

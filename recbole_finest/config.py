@@ -329,6 +329,7 @@ class Config(RecBoleConfig):
         dataset_file = os.path.join(root, "dataset", f"{dataset}.yaml")
         for file in (
             os.path.join(root, "overall", "finest.yaml"),
+            os.path.join(root, "overall", "update.yaml"),
             os.path.join(root, "model", f"{model}.yaml"),
             dataset_file,
         ):

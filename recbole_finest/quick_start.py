@@ -14,11 +14,16 @@ from recbole_finest.stability import format_table, run_stability
 from recbole_finest.utils import get_model, get_trainer
 
 
+def prepare_raw_data(config):
+    """The dataset's atomic ``.inter`` file, converted from ``raw_data_file`` or downloaded if missing."""
+    prepare_dataset(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])),
+                    raw_data_file=config["raw_data_file"], download=config["download_datasets"], logger=getLogger())
+
+
 def load_data(config):
     """Atomic files (converted or downloaded if missing), RecBole dataset and loaders."""
     logger = getLogger()
-    prepare_dataset(config["dataset"], os.path.dirname(os.path.normpath(config["data_path"])),
-                    raw_data_file=config["raw_data_file"], download=config["download_datasets"], logger=logger)
+    prepare_raw_data(config)
     try:
         dataset = create_dataset(config)
     except ValueError as exc:  # RecBole: "Some feat is empty, please check the filtering settings."

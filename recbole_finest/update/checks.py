@@ -1,0 +1,90 @@
+"""Validation of the ``update_*`` keys and of a deployed checkpoint, before any training.
+
+Every check raises one ``ValueError`` (or ``FileNotFoundError``) naming the key, the value
+or the file; the update run calls them all before it trains or writes anything.
+"""
+
+import os
+from numbers import Number
+
+from recbole.utils import ModelType
+
+from recbole_finest.fileio import load_checkpoint
+from recbole_finest.update.strategies import STRATEGIES, WEIGHTED, as_list
+
+
+def _number(value):
+    return isinstance(value, Number) and not isinstance(value, bool)
+
+
+def check_update_keys(config):
+    """The ``update_*`` keys and ``deployed_model_path`` of ``config`` (see docs/config.md)."""
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        raise ValueError(f"the update mode needs a sequential model; '{config['model']}' is {config['MODEL_TYPE']}")
+    cuts = config["update_cuts"]
+    if (not isinstance(cuts, (list, tuple)) or len(cuts) != 2 or not all(_number(c) for c in cuts)
+            or not 0 < cuts[0] < cuts[1] < 1):
+        raise ValueError(f"config key 'update_cuts' must be two increasing time quantiles in (0, 1), e.g. "
+                         f"[0.8, 0.9]; got {cuts!r}")
+    methods = as_list(config["update_methods"])
+    bad = [m for m in methods if m not in STRATEGIES]
+    if not methods or bad or len(set(methods)) != len(methods):
+        raise ValueError(f"config key 'update_methods' must be a list of distinct strategies among "
+                         f"{', '.join(STRATEGIES)}; got {config['update_methods']!r}")
+    for key in WEIGHTED.values():
+        weights = as_list(config[key])
+        if not weights or not all(_number(w) and w >= 0 for w in weights):
+            raise ValueError(f"config key '{key}' must be a non-negative number or a list of them; got {config[key]!r}")
+    if not _number(config["update_distill_temperature"]) or config["update_distill_temperature"] <= 0:
+        raise ValueError(f"config key 'update_distill_temperature' must be a positive number; "
+                         f"got {config['update_distill_temperature']!r}")
+    epochs = config["update_epochs"]
+    if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
+        raise ValueError(f"config key 'update_epochs' must be a positive integer or ~; got {epochs!r}")
+    lr = config["update_learning_rate"]
+    if lr is not None and (not _number(lr) or lr <= 0):
+        raise ValueError(f"config key 'update_learning_rate' must be a positive number or ~; got {lr!r}")
+    path = config["deployed_model_path"]
+    if path is not None and not os.path.isfile(str(path)):
+        raise FileNotFoundError(f"config key 'deployed_model_path': checkpoint file not found: {path}")
+
+
+def _meta(checkpoint, key):
+    cfg = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    try:
+        return cfg[key] if cfg is not None else checkpoint.get(key)
+    except (KeyError, TypeError):
+        return None
+
+
+def deployed_state(path, config, model):
+    """State dict of the deployed checkpoint ``path`` after checking it fits ``model`` and ``config``.
+
+    Accepts checkpoints of RecBole's ``run_recbole`` / ``Trainer``, of ``FinestTrainer``
+    and of the update run (``{"state_dict", "model", "dataset"}``).
+
+    Raises:
+        ValueError: the checkpoint names another model or dataset, or its parameters do
+            not match ``model`` (another catalogue or other model sizes).
+    """
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"deployed_model_path '{path}' is not a RecBole checkpoint (a dict with a state_dict)")
+    for key in ("model", "dataset"):
+        found = _meta(checkpoint, key)
+        if found is not None and found != config[key]:
+            raise ValueError(f"deployed_model_path '{path}' is a checkpoint of {key} '{found}', but this run "
+                             f"updates {key} '{config[key]}'")
+    state = checkpoint.get("state_dict", checkpoint)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"deployed_model_path '{path}' does not hold {config['model']} parameters: missing "
+                         f"{missing[:3]}, unexpected {unexpected[:3]}")
+    for name, tensor in expected.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ValueError(f"deployed_model_path '{path}': parameter '{name}' has shape {tuple(state[name].shape)}, "
+                             f"this run's {config['model']} on '{config['dataset']}' needs {tuple(tensor.shape)} "
+                             f"(a checkpoint of another dataset or other model settings)")
+    return state
