@@ -59,8 +59,11 @@ def test_setup_ships_every_properties_file():
 
 
 def _plugin_defaults():
-    with open(PROPERTIES / "overall" / "finest.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    defaults = {}
+    for name in ("finest.yaml", "update.yaml"):
+        with open(PROPERTIES / "overall" / name, encoding="utf-8") as f:
+            defaults.update(yaml.safe_load(f))
+    return defaults
 
 
 def test_every_plugin_default_reaches_config(tmp_path, monkeypatch):
