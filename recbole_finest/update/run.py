@@ -130,9 +130,11 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
     Returns ``UpdateResult``. Every input is checked before any training.
     """
     from recbole.data import create_dataset
+    from recbole.data.transform import construct_transform
 
     logger = getLogger()
     check_update_keys(config)
+    construct_transform(config)  # RecBole's data_preparation step that names BERT4Rec's masked fields
     show_progress = config["show_progress"] if show_progress is None else show_progress
     dataset = create_dataset(config) if dataset is None else dataset
     periods = cut_periods(dataset_sequences(dataset), config["update_cuts"])
