@@ -49,7 +49,8 @@ def _cell(value):
 def markdown(report):
     k = report["jaccard_k"]
     cols = columns(k)
-    heads = {"changed": f"top-{k} changed > half", "ndcg@10 vs retrain": "NDCG@10 vs retrain"}
+    heads = {"changed": f"top-{k} changed > half", "ndcg@10 vs retrain": "NDCG@10 vs retrain",
+             "rbo (no new data)": "RBO (users without new data)"}
     lines = [f"# Model update: {report['model']} on {report['dataset']}", "",
              f"Cuts {report['cuts']} (T1 = {report['bounds'][0]:g}, T2 = {report['bounds'][1]:g}); interactions "
              + ", ".join(f"{n} {p}" for p, n in report["counts"].items())

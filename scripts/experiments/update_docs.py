@@ -1,0 +1,33 @@
+"""Copy the newest update report of each run into docs/ and print its Markdown table.
+
+    python scripts/experiments/update_docs.py            # after scripts/experiments/update_runs.sh
+
+For every ``runs/update/update-<model>-<dataset>-<time>`` folder (newest per model and dataset)
+the two PNGs go to ``docs/update_<model>_<dataset>_{frontier,churn_hist}.png``.
+"""
+
+import glob
+import os
+import shutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main():
+    newest = {}
+    for folder in sorted(glob.glob(os.path.join(ROOT, "runs", "update", "update-*"))):
+        if os.path.isfile(os.path.join(folder, "results.md")):
+            model, dataset = os.path.basename(folder).split("-")[1:3]
+            newest[(model, dataset)] = folder  # sorted by name = by time within a day
+    for (model, dataset), folder in sorted(newest.items()):
+        for png in ("frontier", "churn_hist"):
+            shutil.copyfile(os.path.join(folder, f"{png}.png"),
+                            os.path.join(ROOT, "docs", f"update_{model}_{dataset}_{png}.png"))
+        with open(os.path.join(folder, "results.md"), encoding="utf-8") as f:
+            print(f.read().replace("# Model update:", "###"))
+        print(f"![accuracy vs churn]({f'update_{model}_{dataset}_frontier.png'}) "
+              f"![per-user RBO]({f'update_{model}_{dataset}_churn_hist.png'})\n")
+
+
+if __name__ == "__main__":
+    main()
