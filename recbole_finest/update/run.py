@@ -24,9 +24,10 @@ from recbole_finest.update.report import V1, add_relative, lowest_churn, markdow
 from recbole_finest.update.strategies import UpdateTrainer, strategies_of
 from recbole_finest.utils import get_model
 
-# keys that decide what a cached v1 / v2 state is (update_cache_dir)
+# keys that decide what a cached v1 / v2 state is (update_cache_dir); the v2 budget (epochs,
+# learning rate) is part of each v2 file name instead, so a run with another budget reuses v1
 FINGERPRINT_KEYS = (
-    "model", "dataset", "seed", "update_cuts", "update_epochs", "update_learning_rate", "learning_rate", "epochs",
+    "model", "dataset", "seed", "update_cuts", "learning_rate", "epochs",
     "stopping_step", "train_batch_size", "MAX_ITEM_LIST_LENGTH", "hidden_size", "inner_size", "n_layers", "n_heads",
     "embedding_size", "hidden_dropout_prob", "attn_dropout_prob", "loss_type", "mask_ratio", "train_unit",
     "user_inter_num_interval", "item_inter_num_interval", "valid_metric", "finest_topk", "finest_beta1",
@@ -177,7 +178,8 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
               **accuracy(ranks_v1, ACCURACY)}
     rows, models, per_user = [v1_row], {}, {}
     for strategy in strategies:
-        stored = cache.load(strategy.slug)
+        name = f"{strategy.slug}-e{epochs}-lr{lr:g}"
+        stored = cache.load(name)
         model = _new_model(config, dataset, stored["state_dict"] if stored else
                            (deployed_state_ if strategy.warm else initial))
         if stored is None:
@@ -187,7 +189,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
             init_seed(config["seed"] + 1, config["reproducibility"])
             logger.info(set_color(f"v2: {strategy.label}", "yellow"))
             trainer.update(history, epochs, lr, show_progress=show_progress)
-            cache.store(strategy.slug, {"state_dict": _state(model), "model": config["model"],
+            cache.store(name, {"state_dict": _state(model), "model": config["model"],
                                         "dataset": config["dataset"]})
         lists, _ = score_contexts(model, contexts, eval_bs, depth, show_progress, f"{strategy.slug} lists")
         _, ranks = score_contexts(model, test, eval_bs, 0, show_progress, f"{strategy.slug} test")
