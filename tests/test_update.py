@@ -281,7 +281,7 @@ def test_cache_resumes_without_training(env, monkeypatch):
     tmp, dirs = env
     keys = {**TINY, **dirs, "update_methods": ["retrain", "finest"], "update_cache_dir": str(tmp / "cache")}
     first = run_update("SASRec", "ml-100k", config_dict=keys)["report"]
-    assert sorted(_files(tmp / "cache")) == ["fingerprint.json", "finest-1-e1-lr0.001.pth", "retrain-e1-lr0.001.pth",
+    assert sorted(_files(tmp / "cache")) == ["finest-1-e1-lr0.001.pth", "fingerprint.json", "retrain-e1-lr0.001.pth",
                                              "v1.pth"]
     monkeypatch.setattr(UpdateTrainer, "update", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr(UpdateTrainer, "pretrain", lambda *a, **k: pytest.fail("trained again"))
