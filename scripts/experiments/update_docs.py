@@ -7,24 +7,29 @@ the two PNGs go to ``docs/update_<model>_<dataset>_{frontier,churn_hist}.png``.
 """
 
 import glob
+import json
 import os
 import shutil
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 
 def main():
     newest = {}
     for folder in sorted(glob.glob(os.path.join(ROOT, "runs", "update", "update-*"))):
-        if os.path.isfile(os.path.join(folder, "results.md")):
+        if os.path.isfile(os.path.join(folder, "results.json")):
             model, dataset = os.path.basename(folder).split("-")[1:3]
             newest[(model, dataset)] = folder  # sorted by name = by time within a day
     for (model, dataset), folder in sorted(newest.items()):
         for png in ("frontier", "churn_hist"):
             shutil.copyfile(os.path.join(folder, f"{png}.png"),
                             os.path.join(ROOT, "docs", f"update_{model}_{dataset}_{png}.png"))
-        with open(os.path.join(folder, "results.md"), encoding="utf-8") as f:
-            print(f.read().replace("# Model update:", "###"))
+        from recbole_finest.update.report import markdown
+
+        with open(os.path.join(folder, "results.json"), encoding="utf-8") as f:
+            print(markdown(json.load(f)).replace("# Model update:", "###"))
         print(f"![accuracy vs churn]({f'update_{model}_{dataset}_frontier.png'}) "
               f"![per-user RBO]({f'update_{model}_{dataset}_churn_hist.png'})\n")
 
