@@ -20,7 +20,7 @@ from recbole_finest.quick_start import run_recbole_finest
 
 
 #: run modes (flags); at most one may be given
-MODES = ("study", "tune")
+MODES = ("study", "update", "tune")
 #: options that belong to one mode
 MODE_OPTIONS = {"search_space": "tune", "ray_address": "tune"}
 

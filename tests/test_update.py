@@ -288,3 +288,11 @@ def test_cache_resumes_without_training(env, monkeypatch):
     assert run_update("SASRec", "ml-100k", config_dict=keys)["report"]["rows"] == first["rows"]
     with pytest.raises(ValueError, match="update_cache_dir.*hidden_size"):
         run_update("SASRec", "ml-100k", config_dict={**keys, "hidden_size": 32})
+
+
+def test_update_is_a_mode_of_the_command_line():
+    import run_recbole_finest
+
+    assert run_recbole_finest.parse_args(["--update", "--model=SASRec"]).update
+    with pytest.raises(SystemExit):
+        run_recbole_finest.parse_args(["--update", "--study"])

@@ -13,10 +13,10 @@ from logging import getLogger
 
 import numpy as np
 import torch
-from recbole.utils import get_local_time, init_logger, init_seed, set_color
+from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_finest.config import Config
-from recbole_finest.fileio import load_checkpoint, save_checkpoint, write_json
+from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint, write_json
 from recbole_finest.update.checks import check_update_keys, deployed_state
 from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, churn, score_contexts
 from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
@@ -117,7 +117,7 @@ def _deployed(deployed, config, dataset):
     return deployed_state(str(deployed), config, probe), str(deployed)
 
 
-def update_model(config, deployed=None, dataset=None, strategies=None, show_progress=None):
+def update_model(config, deployed=None, dataset=None, strategies=None, show_progress=None, run_id=None):
     """Update a deployed sequential model on new data by each strategy and measure the churn.
 
     Args:
@@ -127,6 +127,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
             early stopping on the first new item of each user.
         dataset: the RecBole dataset (``create_dataset(config)``; made when None).
         strategies: ``Strategy`` list (default: from ``update_methods`` and the weights).
+        run_id: names this run's checkpoint folder (default: a new ``fileio.new_run_id()``).
 
     Returns ``UpdateResult``. Every input is checked before any training.
     """
@@ -137,6 +138,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
     check_update_keys(config)
     construct_transform(config)  # RecBole's data_preparation step that names BERT4Rec's masked fields
     show_progress = config["show_progress"] if show_progress is None else show_progress
+    run_id = run_id or new_run_id()
     dataset = create_dataset(config) if dataset is None else dataset
     periods = cut_periods(dataset_sequences(dataset), config["update_cuts"])
     deployed_state_, origin = _deployed(deployed, config, dataset)
@@ -156,7 +158,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
     if deployed_state_ is None:
         stored = cache.load("v1")
         if stored is None:
-            trainer = UpdateTrainer(config, _new_model(config, dataset, initial))
+            trainer = UpdateTrainer(config, _new_model(config, dataset, initial), run_id=run_id)
             trainer.tag = "-v1"
             init_seed(config["seed"], config["reproducibility"])
             logger.info(set_color("v1: training on the old period", "yellow"))
@@ -184,7 +186,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
                            (deployed_state_ if strategy.warm else initial))
         if stored is None:
             teacher = _new_model(config, dataset, deployed_state_) if strategy.name == "distill" else None
-            trainer = UpdateTrainer(config, model, strategy, teacher)
+            trainer = UpdateTrainer(config, model, strategy, teacher, run_id=run_id)
             trainer.tag = f"-{strategy.slug}"
             init_seed(config["seed"] + 1, config["reproducibility"])
             logger.info(set_color(f"v2: {strategy.label}", "yellow"))
@@ -227,21 +229,23 @@ def run_update(model=None, dataset=None, config_file_list=None, config_dict=None
     """
     from recbole.data import create_dataset
 
-    from recbole_finest.quick_start import prepare_raw_data
+    from recbole_finest.quick_start import check_outputs, prepare_raw_data
 
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_update_keys(config)
+    check_outputs(config, ("results_dir", "checkpoint_dir", "update_cache_dir"), saved)
+    run_id = new_run_id()
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
     prepare_raw_data(config)
-    result = update_model(config, dataset=create_dataset(config))
+    result = update_model(config, dataset=create_dataset(config), run_id=run_id)
     logger.info(set_color("update results", "yellow") + "\n" + markdown(result.report))
     folder = None
     if saved:
-        folder = os.path.join(config["results_dir"], f"update-{config['model']}-{config['dataset']}-{get_local_time()}")
+        folder = os.path.join(config["results_dir"], f"update-{config['model']}-{config['dataset']}-{run_id}")
         write_report(folder, result.report, result.per_user, config["study_plot_dpi"])
         logger.info(f"update report written to {folder}")
     return {"report": result.report, "results_dir": folder, "models": result.models}

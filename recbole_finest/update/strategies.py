@@ -89,11 +89,11 @@ class UpdateTrainer(FinestTrainer):
     Args:
         strategy: the ``Strategy`` of v2 (None: v1 / plain training with the model's loss).
         teacher: v1 (``distill``), frozen; its scores are computed in eval mode.
-        reference: v1's ``ReferenceLists`` (``finest``); built from the model when omitted.
+        run_id: the update run this trainer belongs to (names its checkpoint folder).
     """
 
-    def __init__(self, config, model, strategy=None, teacher=None):
-        super().__init__(config, model)
+    def __init__(self, config, model, strategy=None, teacher=None, run_id=None):
+        super().__init__(config, model, run_id=run_id)
         self.strategy = strategy or Strategy("retrain")
         self.method = get_method("finest" if self.strategy.name == "finest" else "original")
         self.teacher = None
