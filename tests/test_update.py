@@ -290,6 +290,16 @@ def test_cache_resumes_without_training(env, monkeypatch):
         run_update("SASRec", "ml-100k", config_dict={**keys, "hidden_size": 32})
 
 
+def test_update_methods_from_the_command_line():
+    from recbole_finest.update.strategies import method_names, strategies_of
+
+    assert method_names("[retrain,warm_start, 'finest']") == ["retrain", "warm_start", "finest"]
+    assert method_names(["distill"]) == ["distill"]
+    config = {"update_methods": "[retrain,distill]", "update_distill_weight": [0.5, 2], "update_finest_weight": 1.0,
+              "update_distill_temperature": 2.0}
+    assert [s.label for s in strategies_of(config)] == ["retrain", "distill (0.5)", "distill (2)"]
+
+
 def test_update_is_a_mode_of_the_command_line():
     import run_recbole_finest
 

@@ -10,7 +10,7 @@ from numbers import Number
 from recbole.utils import ModelType
 
 from recbole_finest.fileio import load_checkpoint
-from recbole_finest.update.strategies import STRATEGIES, WEIGHTED, as_list
+from recbole_finest.update.strategies import STRATEGIES, WEIGHTED, as_list, method_names
 
 
 def _number(value):
@@ -26,7 +26,7 @@ def check_update_keys(config):
             or not 0 < cuts[0] < cuts[1] < 1):
         raise ValueError(f"config key 'update_cuts' must be two increasing time quantiles in (0, 1), e.g. "
                          f"[0.8, 0.9]; got {cuts!r}")
-    methods = as_list(config["update_methods"])
+    methods = method_names(config["update_methods"])
     bad = [m for m in methods if m not in STRATEGIES]
     if not methods or bad or len(set(methods)) != len(methods):
         raise ValueError(f"config key 'update_methods' must be a list of distinct strategies among "

@@ -54,11 +54,19 @@ def as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def method_names(value):
+    """``update_methods`` as a list of names; the command line's ``"[retrain,finest]"`` (which
+    RecBole leaves a string: the names are not Python literals) or ``"retrain,finest"`` too."""
+    if isinstance(value, str):
+        return [name.strip().strip("'\"") for name in value.strip().strip("[]").split(",") if name.strip()]
+    return as_list(value)
+
+
 def strategies_of(config):
     """The ``Strategy`` list of ``update_methods``: one per weight of ``update_distill_weight`` /
     ``update_finest_weight`` (a number or a list)."""
     out = []
-    for name in as_list(config["update_methods"]):
+    for name in method_names(config["update_methods"]):
         if name in WEIGHTED:
             out += [Strategy(name, float(w), float(config["update_distill_temperature"]))
                     for w in as_list(config[WEIGHTED[name]])]
