@@ -7,6 +7,9 @@ Functions (pure torch, vectorized, run on the device of their inputs):
   ``RankingSimilarity(a, b).rbo(p=p)`` (default ``p=1.0`` = average overlap, what the
   paper's reference code uses).
 * :func:`jaccard` -- Jaccard similarity of the top-k sets.
+* :func:`stream_stability` -- per-instance RBO and Jaccard@k of two models from their
+  scores, batch by batch of instances: memory ``O(batch x n_items)`` whatever the number
+  of instances (no ``[N, n_items]`` rank lists are ever held).
 
 RecBole metric classes :class:`RBO` and :class:`Jaccard` compare the evaluated model's
 rank lists with reference rank lists held by :class:`StabilityReference` (rank lists of
@@ -26,6 +29,8 @@ __all__ = [
     "rank_lists",
     "rbo",
     "jaccard",
+    "stability_values",
+    "stream_stability",
     "StabilityReference",
     "RBO",
     "Jaccard",
@@ -161,6 +166,58 @@ def jaccard(a: torch.Tensor, b: torch.Tensor, k: int = 10) -> torch.Tensor:
     # rows are distinct within each list, so each equal adjacent pair is one common item
     inter = (merged[:, 1:] == merged[:, :-1]).sum(1).to(torch.float64)
     return inter / (la + lb - inter)
+
+
+def stability_values(scores_a: torch.Tensor, scores_b: torch.Tensor, p: float = 1.0,
+                     depth: Optional[int] = None, k: int = 10) -> dict:
+    """Per-instance RBO and Jaccard@k of two models' scores on the same instances.
+
+    Args:
+        scores_a: float ``[B, n_items]`` scores of model A (column 0 = padding item).
+        scores_b: float ``[B, n_items]`` scores of model B on the same rows.
+        p: RBO persistence (:func:`rbo`).
+        depth: RBO depth (``None`` = full ranking of ``n_items - 1`` items).
+        k: Jaccard cut-off.
+
+    Returns:
+        ``{"rbo": float64 [B], f"jaccard@{k}": float64 [B]}`` on the scores' device: the same
+        values as :func:`rbo` / :func:`jaccard` of :func:`rank_lists` of each model (RBO on the
+        top-``depth`` lists, Jaccard on the top-``k`` lists).
+    """
+    full = max(scores_a.shape[1] - 1, 0)
+    rbo_depth = full if depth is None else max(0, min(int(depth), full))
+    list_depth = max(rbo_depth, min(int(k), full))
+    lists_a = rank_lists(scores_a, list_depth)
+    lists_b = rank_lists(scores_b.to(scores_a.device), list_depth)
+    return {
+        "rbo": rbo(lists_a[:, :rbo_depth], lists_b[:, :rbo_depth], p=p),
+        f"jaccard@{int(k)}": jaccard(lists_a, lists_b, k=k),
+    }
+
+
+def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k: int = 10) -> dict:
+    """Per-instance RBO and Jaccard@k of two models, computed batch by batch.
+
+    Each batch of scores is turned into rank lists, compared and discarded, so peak memory
+    is that of one batch (``O(batch x n_items)``), on CPU or GPU (the scores' device), and
+    only the ``[N]`` per-instance values are kept. Values are those of
+    :func:`stability_values` on the stacked scores (each row is computed on its own).
+
+    Args:
+        score_pairs: iterable of ``(scores_a [B_i, n_items], scores_b [B_i, n_items])``.
+        p, depth, k: as :func:`stability_values`.
+
+    Returns:
+        ``{"rbo": float64 [N], f"jaccard@{k}": float64 [N]}`` on the CPU, ``N = sum B_i``.
+    """
+    parts = {}
+    for scores_a, scores_b in score_pairs:
+        for key, values in stability_values(scores_a, scores_b, p=p, depth=depth, k=k).items():
+            parts.setdefault(key, []).append(values.cpu())
+    if not parts:
+        empty = torch.empty(0, dtype=torch.float64)
+        return {"rbo": empty, f"jaccard@{int(k)}": empty.clone()}
+    return {key: torch.cat(values) for key, values in parts.items()}
 
 
 class StabilityReference:

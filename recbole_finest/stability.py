@@ -15,12 +15,13 @@ from logging import getLogger
 import numpy as np
 import torch
 from recbole.utils import init_seed, set_color
+from tqdm import tqdm
 
 from recbole_finest.config import check_dataset_limits
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import UnreadableFileError, load_checkpoint, new_run_id, save_checkpoint
-from recbole_finest.metrics import jaccard, rank_lists, rbo
+from recbole_finest.metrics import jaccard, rank_lists, rbo, stream_stability
 from recbole_finest.methods import get_method
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
@@ -29,22 +30,34 @@ ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 
 
 @torch.no_grad()
+def eval_scores(model, interaction, n_rows):
+    """Full-sort scores ``[n_rows, n_items]`` of one eval batch, padding item 0 at ``-inf``."""
+    scores = model.full_sort_predict(interaction.to(model.device)).view(n_rows, -1)
+    scores[:, 0] = -torch.inf
+    return scores
+
+
+def target_ranks(scores, positive_i):
+    """0-based position ``[B]`` of each row's next item in the full ranking of ``scores``."""
+    target = positive_i.to(scores.device)
+    return (scores > scores.gather(1, target[:, None])).sum(1)
+
+
+@torch.no_grad()
 def test_outputs(model, eval_data, depth=None):
     """Rank lists, target ranks and users of every eval instance.
 
     Returns ``(lists [N, depth] long, target_rank [N] long, users [N] long)``:
     ``target_rank`` is the 0-based position of the instance's next item in the full
-    ranking; ``users`` the RecBole internal user id of each instance.
+    ranking; ``users`` the RecBole internal user id of each instance. Holds ``[N, depth]``
+    lists: the stability run streams instead (:func:`compare_models`).
     """
     model.eval()
     uid = eval_data.dataset.uid_field
     lists, ranks, users = [], [], []
     for interaction, _, _, positive_i in eval_data:
-        interaction = interaction.to(model.device)
-        scores = model.full_sort_predict(interaction).view(len(positive_i), -1)
-        scores[:, 0] = -torch.inf
-        target = positive_i.to(scores.device)
-        ranks.append((scores > scores.gather(1, target[:, None])).sum(1))
+        scores = eval_scores(model, interaction, len(positive_i))
+        ranks.append(target_ranks(scores, positive_i))
         lists.append(rank_lists(scores, depth))
         users.append(interaction[uid].view(-1))
     return torch.cat(lists), torch.cat(ranks), torch.cat(users)
@@ -56,45 +69,79 @@ def test_rank_lists(model, eval_data, depth=None):
     return lists, ranks
 
 
+@torch.no_grad()
+def test_target_ranks(model, eval_data):
+    """``(target_rank [N] long, users [N] long)`` of every eval instance; memory O(batch x items)."""
+    model.eval()
+    uid = eval_data.dataset.uid_field
+    ranks, users = [], []
+    for interaction, _, _, positive_i in eval_data:
+        ranks.append(target_ranks(eval_scores(model, interaction, len(positive_i)), positive_i))
+        users.append(interaction[uid].view(-1))
+    return torch.cat(ranks), torch.cat(users)
+
+
 @dataclass
 class EvalOutput:
     """One trained model on the test split.
 
     Attributes:
         result: RecBole's metrics (``recall@10``, ``ndcg@10``, ...) plus full-ranking ``mrr``.
-        lists: long ``[N, depth]`` rank lists of the N test instances.
         rr: float64 ``[N]`` reciprocal rank of each instance's next item (full ranking).
         users: long ``[N]`` internal user id of each instance.
+        state: the model's state dict (rank lists are recomputed from it batch by batch
+            when two models are compared, never stored).
     """
 
     result: dict
-    lists: torch.Tensor
     rr: torch.Tensor
     users: torch.Tensor
+    state: dict = None
 
 
-def evaluate_model(trainer, eval_data, depth=None):
+def evaluate_model(trainer, eval_data, state=None):
     """``EvalOutput`` of a trained model on ``eval_data``."""
     result = dict(trainer.evaluate(eval_data, load_best_model=False))
-    lists, ranks, users = test_outputs(trainer.model, eval_data, depth)
+    ranks, users = test_target_ranks(trainer.model, eval_data)
     rr = 1.0 / (ranks.double() + 1)
     result["mrr"] = float(rr.mean())
-    return EvalOutput(result, lists, rr.cpu(), users.cpu())
+    return EvalOutput(result, rr.cpu(), users.cpu(), state)
 
 
 def evaluate(trainer, eval_data, depth=None):
-    """Accuracy metrics of a trained model and its rank lists on ``eval_data``."""
-    out = evaluate_model(trainer, eval_data, depth)
-    return out.result, out.lists
+    """Accuracy metrics of a trained model and its rank lists ``[N, depth]`` on ``eval_data``."""
+    result = dict(trainer.evaluate(eval_data, load_best_model=False))
+    return result, test_rank_lists(trainer.model, eval_data, depth)[0]
 
 
 def compare_instances(lists_a, lists_b, config):
-    """Per-instance RLS of two models: ``{"rbo": [N], "jaccard@k": [N]}`` float tensors."""
+    """Per-instance RLS of two models' rank lists: ``{"rbo": [N], "jaccard@k": [N]}`` float tensors."""
     k = config["jaccard_k"]
     return {
         "rbo": rbo(lists_a, lists_b, p=config["rbo_p"]),
         f"jaccard@{k}": jaccard(lists_a, lists_b, k=k),
     }
+
+
+@torch.no_grad()
+def compare_models(model_a, model_b, eval_data, config, show_progress=False):
+    """Per-instance RLS of two models on ``eval_data``, streamed batch by batch.
+
+    Both models score each eval batch, the scores become rank lists (depth ``rbo_depth``,
+    at least ``jaccard_k``), are compared and discarded (``metrics.stream_stability``):
+    memory ``O(eval batch x n_items)`` on the models' device.
+
+    Returns:
+        ``{"rbo": float64 [N], "jaccard@k": float64 [N]}`` on the CPU.
+    """
+    model_a.eval()
+    model_b.eval()
+    batches = eval_data
+    if show_progress:
+        batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("stability", "pink"))
+    pairs = ((eval_scores(model_a, inter, len(pos)), eval_scores(model_b, inter, len(pos)))
+             for inter, _, _, pos in batches)
+    return stream_stability(pairs, p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"])
 
 
 def compare(lists_a, lists_b, config):
@@ -184,6 +231,12 @@ class StabilityRun:
         trainer.tag = tag
         return trainer
 
+    def _eval_model(self, state):
+        """A model with ``state`` on the config's device (eval mode), for the comparison."""
+        model = self.model_cls(self.config, self.dataset).to(self.config["device"])
+        model.load_state_dict(state)
+        return model.eval()
+
     def _seqs(self, side):
         return self.seqs_a if side == "A" else self.seqs_b
 
@@ -218,7 +271,7 @@ class StabilityRun:
         else:
             trainer = self._trainer(state, f"-{side}-{stage}")
         cache["states"][stage] = state
-        cache["outputs"][stage] = evaluate_model(trainer, self.test_data, self.config["rbo_depth"])
+        cache["outputs"][stage] = evaluate_model(trainer, self.test_data, state)
         return cache["outputs"][stage]
 
     def pretrain(self):
@@ -280,7 +333,8 @@ class StabilityRun:
 
     def _row(self, method, out):
         a, b = out["A"], out["B"]
-        per_instance = compare_instances(a.lists, b.lists, self.config)
+        per_instance = compare_models(self._eval_model(a.state), self._eval_model(b.state), self.test_data,
+                                      self.config, self.show_progress)
         self.instances[method] = {
             **{k: v.cpu().numpy() for k, v in per_instance.items()},
             "rr_a": a.rr.numpy(), "rr_b": b.rr.numpy(), "user": a.users.numpy(),
