@@ -4,12 +4,13 @@ import os
 import sys
 from logging import getLogger
 
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
 from recbole_finest.config import Config, check_dataset_limits
 from recbole_finest.data.datasets import prepare_dataset
 from recbole_finest.fileio import check_writable, new_run_id, write_json, write_text
+from recbole_finest.registry import create_dataset
 from recbole_finest.stability import format_table, run_stability
 from recbole_finest.utils import get_model, get_trainer
 
@@ -21,7 +22,10 @@ def prepare_raw_data(config):
 
 
 def load_data(config):
-    """Atomic files (converted or downloaded if missing), RecBole dataset and loaders."""
+    """Atomic files (converted or downloaded if missing), RecBole dataset and loaders.
+
+    Sequential models get ``registry.create_dataset``'s prefix-free dataset (no stored
+    ``[N, max_len]`` prefix lists; RecBole's rows and loaders otherwise unchanged)."""
     logger = getLogger()
     prepare_raw_data(config)
     try:

@@ -1,13 +1,23 @@
 """Registration of the plugin's components with RecBole 1.2.1.
 
 This file is the ONLY place in recbole_finest that touches RecBole internals
-(module-level registries such as ``recbole.evaluator.register.metrics_dict``).
-Everything else uses RecBole's public classes only.
+(module-level registries such as ``recbole.evaluator.register.metrics_dict``, the
+sequential dataset's prefix augmentation). Everything else uses RecBole's public classes
+only.
 
 Call :func:`register` once (idempotent) before building a ``recbole.config.Config``
 that names plugin metrics (``metrics: [RBO, Jaccard, MRR, Recall]``).
 """
 from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+#: Field of a :class:`PrefixFreeSequentialDataset` row: where its item list starts in the
+#: dataset's per-user interaction arrays (``history``).
+HISTORY_START_FIELD = "finest_history_start"
 
 
 def register_metrics() -> None:
@@ -49,3 +59,107 @@ def register_metrics() -> None:
 def register() -> None:
     """Register every plugin component with RecBole (currently: metrics). Idempotent."""
     register_metrics()
+
+
+def _prefix_free_class():
+    """:class:`PrefixFreeSequentialDataset`, defined on first use (imports RecBole lazily)."""
+    global PrefixFreeSequentialDataset
+    if "PrefixFreeSequentialDataset" in globals():
+        return PrefixFreeSequentialDataset
+    from recbole.data.dataset import SequentialDataset
+    from recbole.data.interaction import Interaction
+
+    class PrefixFreeSequentialDataset(SequentialDataset):
+        """RecBole's ``SequentialDataset`` without stored per-prefix copies.
+
+        RecBole 1.2.1's ``data_augmentation`` turns every interaction after a user's first
+        into a row with ``[max_len]`` copies of the preceding items and timestamps
+        (``item_id_list``, ``timestamp_list``: ``O(N * max_len)`` memory, built by a Python
+        loop per row). Here the augmentation keeps RecBole's rows, order and
+        ``item_length`` but stores, per row, only where its list starts
+        (``HISTORY_START_FIELD``) in ``history``: the user- and time-sorted columns of all
+        interactions (``O(N)``). The lists of a batch are built when RecBole's loaders index
+        the dataset (``dataset[index]``), equal to RecBole's (tested), so RecBole's
+        splitting, filtering, remapping and eval loaders are unchanged. Memory
+        ``O(interactions)``; a batch costs ``O(batch x max_len)``.
+        """
+
+        def data_augmentation(self):
+            self.logger.debug("data_augmentation (prefix-free)")
+            self._aug_presets()
+            self._check_field("uid_field", "time_field")
+            max_len = self.config["MAX_ITEM_LIST_LENGTH"]
+            self.sort(by=[self.uid_field, self.time_field], ascending=True)
+            uid = self.inter_feat[self.uid_field].numpy()
+            n = len(uid)
+            first = np.r_[True, uid[1:] != uid[:-1]] if n else np.zeros(0, dtype=bool)
+            user_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
+            target = np.flatnonzero(~first)
+            # RecBole's loop: the list of row i is rows [max(user start, i - max_len), i)
+            start = np.maximum(user_start[target], target - max_len)
+            self.history = {f: self.inter_feat[f] for f in self.inter_feat if f != self.uid_field}
+            new_data = self.inter_feat[torch.as_tensor(target, dtype=torch.long)]
+            new_data.update(Interaction({
+                self.item_list_length_field: torch.as_tensor(target - start, dtype=torch.long),
+                HISTORY_START_FIELD: torch.as_tensor(start, dtype=torch.long),
+            }))
+            self.inter_feat = new_data
+
+        def with_history(self, inter):
+            """``inter`` (rows of this dataset) with RecBole's list fields, ``[B, max_len, ...]``."""
+            inter = copy.copy(inter)
+            inter.interaction = dict(inter.interaction)
+            start = inter.interaction.pop(HISTORY_START_FIELD)
+            length = inter[self.item_list_length_field]
+            cols = torch.arange(self.max_item_list_len)
+            valid = cols[None, :] < length[:, None]
+            index = torch.where(valid, start[:, None] + cols[None, :], torch.zeros((), dtype=torch.long))
+            lists = {}
+            for field, values in self.history.items():
+                out = values[index]
+                out[~valid] = 0
+                lists[getattr(self, f"{field}_list_field")] = out
+            inter.update(Interaction(lists))
+            return inter
+
+        def __getitem__(self, index, join=True):
+            df = self.with_history(self.inter_feat[index])
+            return self.join(df) if join else df
+
+        def inter_matrix(self, form="coo", value_field=None):
+            full = copy.copy(self)
+            full.inter_feat = self.with_history(self.inter_feat)
+            return SequentialDataset.inter_matrix(full, form, value_field)
+
+    globals()["PrefixFreeSequentialDataset"] = PrefixFreeSequentialDataset
+    return PrefixFreeSequentialDataset
+
+
+def uses_prefix_free_dataset(config) -> bool:
+    """Whether :func:`create_dataset` builds a :class:`PrefixFreeSequentialDataset` for ``config``.
+
+    True when RecBole would build its plain ``SequentialDataset`` (a sequential model with
+    no model-specific dataset class, no ``benchmark_filename``) and no stored dataset is
+    to be loaded (``dataset_save_path`` unset).
+    """
+    import importlib
+
+    from recbole.utils import ModelType
+
+    return (config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+            and not hasattr(importlib.import_module("recbole.data.dataset"), config["model"] + "Dataset")
+            and config["benchmark_filename"] is None and not config["dataset_save_path"])
+
+
+def create_dataset(config):
+    """RecBole's ``create_dataset``, with :class:`PrefixFreeSequentialDataset` in place of
+    ``SequentialDataset`` where :func:`uses_prefix_free_dataset` holds (same rows, same
+    splits and loaders; the prefix lists are built per batch)."""
+    from recbole.data import create_dataset as recbole_create_dataset
+
+    if not uses_prefix_free_dataset(config):
+        return recbole_create_dataset(config)
+    dataset = _prefix_free_class()(config)
+    if config["save_dataset"]:
+        dataset.save()
+    return dataset

@@ -70,22 +70,20 @@ class TrainingSequences:
         uids = feat[uid_field].numpy().astype(np.int64)
         if len(uids) == 0:
             raise ValueError("the training split is empty: no training sequences to build")
-        targets = feat[iid_field].numpy().astype(np.int64)
-        lengths = feat[len_field].numpy().astype(np.int64)
-        item_lists = feat[list_field].numpy().astype(np.int64)
-        has_time = time_field is not None and time_field in feat.interaction
-        if has_time:
-            target_times = feat[time_field].numpy().astype(np.float64)
-            time_lists = feat[time_field + cfg["LIST_SUFFIX"]].numpy().astype(np.float64)
-        else:
-            target_times = np.zeros(len(uids), dtype=np.float64)
-            time_lists = np.zeros(item_lists.shape, dtype=np.float64)
-
         order = np.argsort(uids, kind="stable")
-        uids, targets, lengths = uids[order], targets[order], lengths[order]
-        item_lists, target_times, time_lists = item_lists[order], target_times[order], time_lists[order]
-
+        uids = uids[order]
+        targets = feat[iid_field].numpy().astype(np.int64)[order]
+        lengths = feat[len_field].numpy().astype(np.int64)[order]
+        has_time = time_field is not None and time_field in feat.interaction
+        target_times = (feat[time_field].numpy().astype(np.float64)[order] if has_time
+                        else np.zeros(len(uids), dtype=np.float64))
         first = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]])  # first instance of each user
+        # input lists of the first instances only: dataset[...] builds them when the dataset
+        # stores no per-prefix lists (registry.PrefixFreeSequentialDataset)
+        heads = dataset.__getitem__(order[first], join=False)
+        item_lists = heads[list_field].numpy().astype(np.int64)
+        time_lists = (heads[time_field + cfg["LIST_SUFFIX"]].numpy().astype(np.float64) if has_time
+                      else np.zeros(item_lists.shape, dtype=np.float64))
         n_seq = len(first)
         head_len = lengths[first]  # items before the first target
         n_targets = np.diff(np.r_[first, len(uids)])
@@ -100,8 +98,8 @@ class TrainingSequences:
         seq_of_head = np.repeat(np.arange(n_seq), head_len)
         pos_in_head = np.arange(int(head_len.sum())) - np.repeat(np.cumsum(head_len) - head_len, head_len)
         head_rows = offsets[seq_of_head] + pos_in_head
-        items[head_rows] = item_lists[first[seq_of_head], pos_in_head]
-        times[head_rows] = time_lists[first[seq_of_head], pos_in_head]
+        items[head_rows] = item_lists[seq_of_head, pos_in_head]
+        times[head_rows] = time_lists[seq_of_head, pos_in_head]
         # target rows follow the head of their sequence
         seq_of_inst = np.repeat(np.arange(n_seq), n_targets)
         inst_rank = np.arange(len(uids)) - first[seq_of_inst]

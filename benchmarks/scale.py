@@ -1,0 +1,346 @@
+"""Scale benchmark: the 1 + 1 epoch stability run on synthetic data of growing size.
+
+For each size, one child process (so peak RSS is per size) generates (once, cached) a
+synthetic interaction file, then runs the main job's stability protocol -- model A and B
+pre-trained for 1 epoch, A's reference lists, 1 FINEST epoch each, evaluation of the 4
+models (accuracy, RBO at full depth, Jaccard@10) -- and the CASPER scores of the training
+split. It prints wall time and peak RSS per phase and, over the sizes, the growth exponents
+``log(v2 / v1) / log(n2 / n1)`` between consecutive sizes.
+
+Synthetic data (:func:`generate`, seeded, documented shapes in :data:`SIZES`):
+
+* item popularity: Zipf, ``P(item of popularity rank r) ~ 1 / r ** zipf_s`` (``zipf_s = 1``),
+  ranks mapped to item ids by a random permutation;
+* user lengths: long-tailed, ``min_len + Lomax(shape 2)`` scaled so the mean is
+  ``interactions / users`` (50 for 100K-3M, ``min_len = 10``), rounded so the total is exact;
+* timestamps: each user starts at a uniform time in ``[0, 1e6)`` and moves on by Exp(1)
+  gaps, so users interleave in time (CASPER's item edges cross users).
+
+The protocol is the paper's (reddit's yaml): users with >= 10 interactions, per-user
+chronological split 85 / 5 / 10, full ranking; SASRec hidden 64 (2 layers, 2 heads,
+inner 256), max_len 50, train batch 1024, eval batch 2048, 1 thread, random deletion of
+0.1% for model B. Phases:
+
+======================  ==========================================================
+load                     RecBole reads, filters, remaps, splits; loaders built
+pre-train epoch          FinestTrainer.pretrain of A and B (1 epoch + validation)
+reference lists          FinestTrainer.build_reference (A's top-2K per instance)
+FINEST epoch             FinestTrainer.finetune of A and B (1 epoch + validation)
+evaluation               test metrics of the 4 models and RBO / Jaccard of both pairs
+CASPER                   cascading scores of the training split (``--casper``)
+other                    the rest (training sequences, B's perturbation, init)
+======================  ==========================================================
+
+Peak RSS of a phase is the process's resident high-water mark during that phase
+(``/proc/self/clear_refs`` reset at its start), so it includes what earlier phases left
+resident.
+
+    .venv/bin/python benchmarks/scale.py [--sizes 100K,300K,1M,3M] [--workdir saved/scale]
+        [--repo PATH] [--label after] [--casper auto]
+    .venv/bin/python benchmarks/scale.py --table [--label after]    # table of finished sizes
+
+``--sizes`` takes any of 100K, 300K, 1M, 3M and the opt-in 10M. Each finished size is
+written to ``<workdir>/results/<label>-<size>.json`` (atomically) and skipped when run
+again, so a long series resumes. ``--repo`` imports ``recbole_finest`` from another checkout
+(e.g. main's, for a "before" series, ``--label before``).
+
+Targets (issue 19): time and peak memory grow with exponent <= 1.1 from 100K to 3M; 10M
+completes with peak RSS < 16 GB on a 24 GB machine.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from _memory import status_kib  # noqa: E402
+
+#: size label -> (interactions, users, items). 10M is ML-10M's shape (70K users, 10K items),
+#: so its users are longer (mean 143); the others have mean length 50.
+SIZES = {
+    "100K": (100_000, 2_000, 2_000),
+    "300K": (300_000, 6_000, 5_000),
+    "1M": (1_000_000, 20_000, 10_000),
+    "3M": (3_000_000, 60_000, 10_000),
+    "10M": (10_000_000, 70_000, 10_000),
+}
+DEFAULT_SIZES = "100K,300K,1M,3M"
+PHASES = ("load", "pre-train epoch", "reference lists", "FINEST epoch", "evaluation", "CASPER", "other")
+
+
+# ------------------------------------------------------------------ synthetic data
+def generate(n_interactions, n_users, n_items, seed=0, zipf_s=1.0, min_len=10):
+    """Synthetic interactions ``(users [N], items [N], timestamps [N])``, rows grouped by user.
+
+    Users ``0..n_users-1`` with lengths ``>= min_len`` summing to ``n_interactions``
+    (long-tailed: ``min_len`` + Lomax(2) scaled to the mean), items ``0..n_items-1`` drawn
+    from a Zipf(``zipf_s``) popularity over a random permutation of the ids, timestamps
+    increasing within each user from a uniform start.
+    """
+    if n_interactions < min_len * n_users:
+        raise ValueError(f"{n_interactions} interactions cannot give {n_users} users >= {min_len} each")
+    rng = np.random.default_rng(seed)
+    extra = rng.pareto(2.0, n_users)
+    extra *= (n_interactions - min_len * n_users) / extra.sum()
+    lengths = min_len + np.floor(extra).astype(np.int64)
+    short = n_interactions - int(lengths.sum())  # < n_users; to the largest fractional parts
+    lengths[np.argsort(np.floor(extra) - extra)[:short]] += 1
+    users = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
+    weights = 1.0 / np.arange(1, n_items + 1, dtype=np.float64) ** zipf_s
+    rank_to_id = rng.permutation(n_items)
+    items = rank_to_id[rng.choice(n_items, size=n_interactions, p=weights / weights.sum())]
+    gaps = rng.exponential(1.0, size=n_interactions)
+    steps = np.cumsum(gaps)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    base = np.repeat(steps[starts] - gaps[starts], lengths)  # each user restarts at 0 ...
+    times = steps - base + np.repeat(rng.uniform(0, 1e6, n_users), lengths)  # ... then its start
+    return users, items, times
+
+
+def write_inter(path, users, items, times):
+    """RecBole atomic ``.inter`` file (temp file + rename)."""
+    import pandas as pd
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        pd.DataFrame({"u": users, "i": items, "t": times}).to_csv(
+            fh, sep="\t", header=False, index=False, float_format="%.4f")
+    os.replace(tmp, path)
+
+
+def dataset_for(size, workdir):
+    """``(data_path, dataset name)`` of ``size``, generated on first use."""
+    name = f"synth-{size}"
+    data_path = os.path.join(workdir, "dataset")
+    path = os.path.join(data_path, name, f"{name}.inter")
+    if not os.path.isfile(path):
+        t0 = time.perf_counter()
+        write_inter(path, *generate(*SIZES[size]))
+        print(f"generated {path} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return data_path + os.sep, name
+
+
+def config_dict(data_path, workdir, casper_method):
+    return {
+        "data_path": data_path, "download_datasets": False,
+        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "user_inter_num_interval": "[10,inf)", "MAX_ITEM_LIST_LENGTH": 50,
+        "eval_args": {"split": {"RS": [0.85, 0.05, 0.1]}, "order": "TO", "group_by": "user", "mode": "full"},
+        "metrics": ["MRR", "Recall", "NDCG"], "topk": [10], "valid_metric": "MRR@10",
+        "hidden_size": 64, "embedding_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2,
+        "train_batch_size": 1024, "eval_batch_size": 2048,
+        "epochs": 1, "finest_epochs": 1, "finetune_method": "finest", "stopping_step": 1,
+        "perturb_selection": "random", "perturb_kind": "deletion", "perturb_ratio": 0.001,
+        "show_progress": False, "state": "WARNING", "device": "cpu", "use_gpu": False,
+        "checkpoint_dir": os.path.join(workdir, "saved"), "results_dir": os.path.join(workdir, "finest"),
+        "log_wandb": False,
+    }
+
+
+# ------------------------------------------------------------------ phase timing
+class Phases:
+    """Wall time and resident high-water mark per phase; nested phases count in the outer one."""
+
+    def __init__(self):
+        self.seconds = {p: 0.0 for p in PHASES}
+        self.peak_mib = {p: 0.0 for p in PHASES}
+        self.depth = 0
+
+    @staticmethod
+    def _reset_hwm():
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+        except OSError:
+            pass
+
+    @staticmethod
+    def hwm_mib():
+        return status_kib("VmHWM") / 1024.0
+
+    def run(self, phase, fn, *args, **kwargs):
+        if self.depth:
+            return fn(*args, **kwargs)
+        self.depth += 1
+        self._reset_hwm()
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[phase] += time.perf_counter() - t0
+            self.peak_mib[phase] = max(self.peak_mib[phase], self.hwm_mib())
+            self.depth -= 1
+
+    def wrap(self, owner, name, phase):
+        """Time every call of ``owner.name`` (if it exists) as ``phase``."""
+        fn = getattr(owner, name, None)
+        if fn is None:
+            return
+        setattr(owner, name, lambda *a, **k: self.run(phase, fn, *a, **k))
+
+
+def run_one(size, args):
+    """Run one size in this process; returns the result record."""
+    if args.repo:
+        sys.path.insert(0, os.path.abspath(args.repo))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from recbole.utils import init_logger, init_seed
+
+    import recbole_finest
+    from recbole_finest import stability
+    from recbole_finest.config import Config
+    from recbole_finest.data import casper
+    from recbole_finest.quick_start import load_data
+    from recbole_finest.trainer import FinestTrainer
+
+    data_path, name = dataset_for(size, args.workdir)
+    phases = Phases()
+    for method, phase in (("pretrain", "pre-train epoch"), ("build_reference", "reference lists"),
+                          ("finetune", "FINEST epoch")):
+        phases.wrap(FinestTrainer, method, phase)
+    for fn in ("evaluate_model", "compare_models", "compare_instances"):
+        phases.wrap(stability, fn, "evaluation")
+
+    t_start = time.perf_counter()
+    config = Config(model="SASRec", dataset=name, config_dict=config_dict(data_path, args.workdir, args.casper))
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset, (train, valid, test) = phases.run("load", load_data, config)
+    run = stability.StabilityRun(config, train, valid, test, saved=False)
+    rows = [run.pretrain(), run.finetune("finest")]
+    casper_info = phases.run("CASPER", casper_phase, casper, run.seqs_a, config, args.casper)
+    total = time.perf_counter() - t_start
+    phases.seconds["other"] = total - sum(v for k, v in phases.seconds.items() if k != "other")
+    phases.peak_mib["other"] = float("nan")
+    return {
+        "size": size, "label": args.label, "repo": os.path.dirname(os.path.dirname(os.path.abspath(recbole_finest.__file__))),
+        "interactions": int(dataset.inter_num), "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
+        "test_instances": int(len(test.dataset)), "train_rows": int(run.seqs_a.n_rows),
+        "threads": torch.get_num_threads(), "wall_s": total, "peak_rss_mib": max(v for v in phases.peak_mib.values() if v == v),
+        "phase_s": phases.seconds, "phase_peak_mib": phases.peak_mib, "rows": rows, "casper": casper_info,
+    }
+
+
+def casper_phase(casper, seqs, config, methods):
+    """CASPER scores of ``seqs`` by each method in ``methods`` (comma list; exact / sketch / auto)."""
+    info = {}
+    scores = {}
+    for method in methods.split(","):
+        t0 = time.perf_counter()
+        kwargs = {"rng": np.random.default_rng(0)} if method != "exact" else {}
+        scores[method] = casper.cascading_scores(seqs, config["MAX_ITEM_LIST_LENGTH"], method=method, **kwargs)
+        info[f"{method}_s"] = time.perf_counter() - t0
+    if "exact" in scores and "sketch" in scores:
+        nodes = scores["exact"] > 0
+        rel = np.abs(scores["sketch"][nodes] - scores["exact"][nodes]) / scores["exact"][nodes]
+        info["sketch_rel_error_mean"] = float(rel.mean())
+        info["sketch_rel_error_p95"] = float(np.quantile(rel, 0.95))
+        n = max(1, int(round(config["perturb_ratio"] * seqs.n_rows)))
+        top_e = set(casper.rank_by_score(scores["exact"])[:n].tolist())
+        top_s = set(casper.rank_by_score(scores["sketch"])[:n].tolist())
+        info["sketch_top_overlap"] = len(top_e & top_s) / n
+    info["nodes"] = int((next(iter(scores.values())) >= 0).sum())
+    return info
+
+
+# ------------------------------------------------------------------ table
+def result_path(workdir, label, size):
+    return os.path.join(workdir, "results", f"{label}-{size}.json")
+
+
+def exponent(v1, v2, n1, n2):
+    return math.log(v2 / v1) / math.log(n2 / n1) if v1 > 0 and v2 > 0 else float("nan")
+
+
+def table(workdir, label):
+    """Markdown tables of the finished sizes of ``label`` (phases, then growth exponents)."""
+    recs = [json.load(open(result_path(workdir, label, s))) for s in SIZES
+            if os.path.isfile(result_path(workdir, label, s))]
+    if not recs:
+        return f"no results for label {label!r} under {workdir}/results"
+    lines = [f"### {label}", "",
+             "| size | users / items | test instances | " + " | ".join(PHASES) + " | wall | peak RSS | RBO orig / FINEST |",
+             "|---" * (len(PHASES) + 6) + "|"]
+    for r in recs:
+        cells = [f"{r['phase_s'][p]:.0f} s" + ("" if p == "other" else f" / {r['phase_peak_mib'][p] / 1024:.1f} GB")
+                 for p in PHASES]
+        rbo = " / ".join(f"{row['rbo']:.4f}" for row in r["rows"])
+        lines.append(f"| {r['size']} | {r['users']:,} / {r['items']:,} | {r['test_instances']:,} | " + " | ".join(cells)
+                     + f" | {r['wall_s'] / 60:.1f} min | {r['peak_rss_mib'] / 1024:.2f} GB | {rbo} |")
+    lines += ["", "Phase cells: wall time / peak RSS during the phase.", ""]
+    if len(recs) > 1:
+        lines += ["| from -> to | wall exponent | peak RSS exponent | " + " | ".join(PHASES[:-1]) + " (time exponents) |",
+                  "|---" * (len(PHASES) + 3) + "|"]
+        for a, b in zip(recs[:-1], recs[1:]):
+            n1, n2 = a["interactions"], b["interactions"]
+            ph = [f"{exponent(a['phase_s'][p], b['phase_s'][p], n1, n2):.2f}" for p in PHASES[:-1]]
+            lines.append(f"| {a['size']} -> {b['size']} | {exponent(a['wall_s'], b['wall_s'], n1, n2):.2f} | "
+                         f"{exponent(a['peak_rss_mib'], b['peak_rss_mib'], n1, n2):.2f} | " + " | ".join(ph) + " |")
+        first, last = recs[0], recs[-1]
+        n1, n2 = first["interactions"], last["interactions"]
+        lines += ["", f"{first['size']} -> {last['size']}: wall exponent "
+                  f"{exponent(first['wall_s'], last['wall_s'], n1, n2):.2f}, peak RSS exponent "
+                  f"{exponent(first['peak_rss_mib'], last['peak_rss_mib'], n1, n2):.2f}"]
+    casper_rows = [(r["size"], r["casper"]) for r in recs if r.get("casper")]
+    if casper_rows:
+        lines += ["", "| size | CASPER nodes | " + " | ".join(sorted({k for _, c in casper_rows for k in c if k != 'nodes'})) + " |"]
+        keys = sorted({k for _, c in casper_rows for k in c if k != "nodes"})
+        lines += ["|---" * (len(keys) + 2) + "|"]
+        for size, c in casper_rows:
+            lines.append(f"| {size} | {c['nodes']:,} | " + " | ".join(
+                f"{c[k]:.3f}" if k in c else "-" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=DEFAULT_SIZES, help=f"comma list of {', '.join(SIZES)} (10M is opt-in)")
+    ap.add_argument("--workdir", default=os.path.join(REPO, "saved", "scale"))
+    ap.add_argument("--repo", default=None, help="import recbole_finest from this checkout (default: this one)")
+    ap.add_argument("--label", default="after", help="name of the series (results file prefix)")
+    ap.add_argument("--casper", default="exact,sketch", help="CASPER methods timed, comma list (exact, sketch, auto)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--table", action="store_true", help="only print the table of finished sizes")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.workdir = os.path.abspath(args.workdir)
+    if args.one:
+        record = run_one(args.one, args)
+        path = result_path(args.workdir, args.label, args.one)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as fh:
+            json.dump(record, fh, indent=1)
+        os.replace(path + ".tmp", path)
+        return
+    if not args.table:
+        for size in args.sizes.split(","):
+            if size not in SIZES:
+                sys.exit(f"--sizes: unknown size {size!r}; known: {', '.join(SIZES)}")
+            if os.path.isfile(result_path(args.workdir, args.label, size)):
+                print(f"{size}: done earlier ({result_path(args.workdir, args.label, size)})", flush=True)
+                continue
+            print(f"{size}: running ({args.label})", flush=True)
+            argv = [sys.executable, os.path.abspath(__file__), "--one", size, "--workdir", args.workdir,
+                    "--label", args.label, "--casper", args.casper, "--threads", str(args.threads)]
+            if args.repo:
+                argv += ["--repo", args.repo]
+            if subprocess.run(argv).returncode != 0:
+                sys.exit(f"{size}: failed")
+            print(table(args.workdir, args.label), flush=True)
+    print(table(args.workdir, args.label))
+
+
+if __name__ == "__main__":
+    main()
