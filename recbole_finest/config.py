@@ -181,6 +181,8 @@ KEYS = {k.name: k for k in (
     _key("perturb_replace_with", "random", one_of(*REPLACE_RULES)),
     _key("perturb_insert_with", "random", one_of(*REPLACE_RULES)),
     _key("casper_roots_only", False, BOOL),
+    _key("casper_method", "auto", one_of("exact", "sketch", "auto")),
+    _key("casper_exact_max_nodes", 250000, POSITIVE_INT),
     _key("perturb_time_fraction", 0.1, RATIO),
     _key("rbo_p", 1.0, RBO_P),
     _key("rbo_depth", None, optional(POSITIVE_INT)),

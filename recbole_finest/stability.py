@@ -158,7 +158,8 @@ def perturbed_sequences(config, sequences):
         count=config["perturb_count"],
         replace_with=config["perturb_replace_with"], insert_with=config["perturb_insert_with"],
         time_fraction=config["perturb_time_fraction"], max_len=config["MAX_ITEM_LIST_LENGTH"],
-        casper_roots_only=config["casper_roots_only"],
+        casper_roots_only=config["casper_roots_only"], casper_method=config["casper_method"],
+        casper_exact_max_nodes=config["casper_exact_max_nodes"],
     )
 
 

@@ -25,12 +25,20 @@ topological order, so a chunk ``[c0, c1)`` only needs the nodes numbered ``< c1`
 score is the sum over chunks of the popcounts. Work is ``O(M^2 / 64)`` word operations for
 ``M`` nodes (``M <= n_users * max_len``) plus ``O(levels * chunks)`` vectorized numpy calls.
 
-Approximate method (``method="sketch"``, opt-in for graphs too big for the exact one):
+Approximate method (``method="sketch"``, for graphs too big for the exact one):
 Cohen's k-minimum estimator of reachability-set sizes. Every node draws ``sketch_size``
 independent Exp(1) ranks; the minimum rank over the reachable set propagates along the same
 height levels; the estimate is ``(k - 1) / sum(minima)`` (unbiased, relative standard error
 about ``1 / sqrt(k - 2)``), rounded and clipped to ``>= 1``. It needs a ``numpy`` Generator
 (``rng``) and is deterministic given its seed.
+
+Automatic choice (``method="auto"``, what the stability run uses through the config key
+``casper_method``): the exact method for DAGs of at most ``exact_max_nodes`` nodes
+(``casper_exact_max_nodes``, default :data:`EXACT_MAX_NODES`), the sketch above, seeded
+with :data:`SKETCH_SEED` unless an ``rng`` is given (so the selection stays deterministic,
+as the exact one is). The choice is logged. Measured on the synthetic data of
+``benchmarks/scale.py`` (docs/performance.md): the exact method's time grows as ``M^2``
+while the sketch's grows linearly.
 
 Difference from the reference implementation (``claws-lab/casper``, ``src/main.py``): it
 scores only the in-degree-0 nodes (others keep score 0), builds user/item edges over the
@@ -40,9 +48,16 @@ last ``max_len - 1`` rows of every user / item, and picks ``np.argsort(scores)[-
 and ties are broken deterministically (see ``casper_select``).
 """
 
+from logging import getLogger
+
 import numpy as np
 
-METHODS = ("exact", "sketch")
+METHODS = ("exact", "sketch", "auto")
+
+#: ``method="auto"`` uses the exact method up to this many DAG nodes and the sketch above.
+EXACT_MAX_NODES = 250_000
+#: Seed of the sketch's ranks when ``method="auto"`` picks it and no ``rng`` is given.
+SKETCH_SEED = 0
 
 NOT_A_NODE = -1  # score of a row that is not a node of the DAG
 
@@ -161,8 +176,21 @@ def _sketch_counts(next_user, next_item, levels, sketch_size, rng):
     return np.maximum(1, np.rint(est)).astype(np.int64)
 
 
+def choose_method(n_nodes, method="auto", exact_max_nodes=EXACT_MAX_NODES):
+    """``"exact"`` or ``"sketch"`` for a DAG of ``n_nodes`` nodes.
+
+    ``method="auto"``: exact if ``n_nodes <= exact_max_nodes``, else sketch; ``"exact"`` /
+    ``"sketch"`` are returned as they are.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {METHODS}")
+    if method != "auto":
+        return method
+    return "exact" if n_nodes <= exact_max_nodes else "sketch"
+
+
 def cascading_scores(seqs, max_len=50, roots_only=False, method="exact", memory_mb=128,
-                     sketch_size=64, rng=None):
+                     sketch_size=64, rng=None, exact_max_nodes=EXACT_MAX_NODES):
     """Cascading score of every training row.
 
     Args:
@@ -170,24 +198,33 @@ def cascading_scores(seqs, max_len=50, roots_only=False, method="exact", memory_
         max_len: only the last ``max_len`` rows of every user are nodes.
         roots_only: score only in-degree-0 nodes (reference implementation); the other
             nodes then score 0.
-        method: ``"exact"`` (default, bitsets) or ``"sketch"`` (estimate, see module doc).
+        method: ``"exact"`` (default, bitsets), ``"sketch"`` (estimate) or ``"auto"``
+            (exact up to ``exact_max_nodes`` nodes, sketch above; see module doc).
         memory_mb: cap on the exact method's bitset matrix (it is processed in chunks).
-        sketch_size, rng: parameters of ``method="sketch"``.
+        sketch_size, rng: parameters of ``method="sketch"`` (``"auto"``: ``rng`` defaults to
+            ``default_rng(SKETCH_SEED)``).
+        exact_max_nodes: threshold of ``method="auto"``.
 
     Returns:
         int64 ``[N]`` (one entry per row of ``seqs``): the number of nodes reachable from
         the row, itself included (so ``>= 1``) for nodes; ``NOT_A_NODE`` (-1) for rows
         outside the last ``max_len`` rows of their user.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not one of {METHODS}")
+    choose_method(0, method)  # checks the name before any work
     node_rows, next_user, next_item = build_dag(seqs, max_len)
     m = len(node_rows)
     scores = np.full(seqs.n_rows, NOT_A_NODE, dtype=np.int64)
     if m == 0:
         return scores
+    chosen = choose_method(m, method, exact_max_nodes)
+    if method == "auto":
+        getLogger().info(
+            f"CASPER: {m:,} DAG nodes {'<=' if chosen == 'exact' else '>'} casper_exact_max_nodes="
+            f"{exact_max_nodes:,}: {'exact scores' if chosen == 'exact' else f'sketch estimate (k={sketch_size})'}")
+        if chosen == "sketch" and rng is None:
+            rng = np.random.default_rng(SKETCH_SEED)
     levels = _levels(next_user, next_item)
-    if method == "exact":
+    if chosen == "exact":
         counts = _exact_counts(next_user, next_item, levels, memory_mb)
     else:
         counts = _sketch_counts(next_user, next_item, levels, sketch_size, rng)

@@ -19,6 +19,8 @@ Selections (``SELECTIONS``):
   (``casper.casper_select``; deterministic, ties -> smaller row index, rows outside the
   last ``max_len`` of their user last; ``rng`` unused). ``casper_roots_only=True`` scores
   only in-degree-0 nodes as the reference implementation does (other nodes score 0).
+  ``casper_method`` (``"auto"`` by default: exact up to ``casper_exact_max_nodes`` DAG
+  nodes, the seeded sketch estimate above; see ``casper.cascading_scores``).
 
 Kinds (``KINDS``):
 
@@ -51,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recbole_finest.data.casper import casper_select
+from recbole_finest.data.casper import EXACT_MAX_NODES, casper_select
 from recbole_finest.data.sequences import TrainingSequences
 
 SELECTIONS = ("random", "earliest", "latest", "casper")
@@ -107,7 +109,8 @@ def perturbation_size(n_rows, ratio=None, count=None):
     return n
 
 
-def select_rows(seqs, selection, n, rng, time_fraction=0.1, max_len=50, casper_roots_only=False):
+def select_rows(seqs, selection, n, rng, time_fraction=0.1, max_len=50, casper_roots_only=False,
+                casper_method="auto", casper_exact_max_nodes=EXACT_MAX_NODES):
     """int64 ``[n]`` distinct row indices, increasing (see module doc for the rules)."""
     _check_choice("selection", selection, SELECTIONS)
     n_rows = seqs.n_rows
@@ -122,7 +125,8 @@ def select_rows(seqs, selection, n, rng, time_fraction=0.1, max_len=50, casper_r
         pool = order[:k] if selection == "earliest" else order[n_rows - k:]
         rows = pool[rng.choice(k, size=n, replace=False)]
     else:
-        rows = casper_select(seqs, n, max_len, roots_only=casper_roots_only)
+        rows = casper_select(seqs, n, max_len, roots_only=casper_roots_only, method=casper_method,
+                             exact_max_nodes=casper_exact_max_nodes)
     return np.sort(np.asarray(rows, dtype=np.int64))
 
 
@@ -168,7 +172,8 @@ def apply(seqs, delete_rows=(), replace_rows=(), insert_rows=(), replace_items=(
 
 
 def perturb(seqs, selection, kind, rng, ratio=None, count=None, replace_with="random",
-            insert_with="random", time_fraction=0.1, max_len=50, casper_roots_only=False):
+            insert_with="random", time_fraction=0.1, max_len=50, casper_roots_only=False,
+            casper_method="auto", casper_exact_max_nodes=EXACT_MAX_NODES):
     """Perturb exactly ``n`` training rows (see the module doc for every rule).
 
     Args:
@@ -182,6 +187,8 @@ def perturb(seqs, selection, kind, rng, ratio=None, count=None, replace_with="ra
         max_len: ``casper`` graph window.
         casper_roots_only: ``casper`` scores only in-degree-0 nodes (reference
             implementation); other nodes score 0 and are picked only after every root.
+        casper_method, casper_exact_max_nodes: ``casper`` scoring method (``exact`` /
+            ``sketch`` / ``auto``) and the node count above which ``auto`` uses the sketch.
 
     Returns:
         ``PerturbResult``.
@@ -194,7 +201,8 @@ def perturb(seqs, selection, kind, rng, ratio=None, count=None, replace_with="ra
         raise ValueError(f"perturbation rng={rng!r} is not valid; allowed values: a numpy.random.Generator")
     n = perturbation_size(seqs.n_rows, ratio, count)
     rows = select_rows(seqs, selection, n, rng, time_fraction=time_fraction, max_len=max_len,
-                       casper_roots_only=casper_roots_only)
+                       casper_roots_only=casper_roots_only, casper_method=casper_method,
+                       casper_exact_max_nodes=casper_exact_max_nodes)
 
     if kind == "mixed":
         shuffled = rng.permutation(rows)
