@@ -27,7 +27,9 @@ pre-train epoch          FinestTrainer.pretrain of A and B (1 epoch + validation
 reference lists          FinestTrainer.build_reference (A's top-2K per instance)
 FINEST epoch             FinestTrainer.finetune of A and B (1 epoch + validation)
 evaluation               test metrics of the 4 models and RBO / Jaccard of both pairs
-CASPER                   cascading scores of the training split (``--casper``)
+CASPER                   cascading scores of the training split by the method a run uses
+                         (``auto``; exact with main's code); every method in ``--casper``
+                         is timed for the CASPER table, outside the wall time
 other                    the rest (training sequences, B's perturbation, init)
 ======================  ==========================================================
 
@@ -189,6 +191,43 @@ class Phases:
         setattr(owner, name, lambda *a, **k: self.run(phase, fn, *a, **k))
 
 
+def train_lengths(lengths, ratios=(0.85, 0.05, 0.1)):
+    """Rows of each user in the training split: RecBole's per-user ``RS`` rounding.
+
+    RecBole splits the ``n - 1`` augmented rows of a user (``_calcu_split_ids``: valid and
+    test rounded down, at least one each while the training part keeps more than one);
+    the training sequence is the first row plus the training targets.
+    """
+    tot = lengths - 1
+    cnt = [np.floor(r * tot).astype(np.int64) for r in ratios]
+    cnt[0] = tot - cnt[1] - cnt[2]
+    for i in (2, 1):  # RecBole's loop over ratios[-1], ratios[-2]
+        bump = (cnt[0] > 1) & (ratios[i] * tot > 0) & (ratios[i] * tot < 1)
+        cnt[i] += bump
+        cnt[0] -= bump
+    return 1 + cnt[0]
+
+
+def run_casper_only(size, args):
+    """CASPER alone on the synthetic training split of ``size`` (no RecBole, no training)."""
+    if args.repo:
+        sys.path.insert(0, os.path.abspath(args.repo))
+    from recbole_finest.data import casper
+    from recbole_finest.data.sequences import TrainingSequences
+
+    t0 = time.perf_counter()
+    users, items, times = generate(*SIZES[size])
+    lengths = np.bincount(users)
+    keep = np.arange(len(users)) - np.repeat(np.cumsum(lengths) - lengths, lengths) < np.repeat(train_lengths(lengths), lengths)
+    seqs = TrainingSequences.from_rows(users[keep], items[keep] + 1, times[keep], np.arange(int(keep.sum())),
+                                       np.arange(1, len(lengths) + 1), SIZES[size][2] + 1)
+    t_data = time.perf_counter() - t0
+    config = {"MAX_ITEM_LIST_LENGTH": 50, "perturb_ratio": 0.001, "casper_exact_max_nodes": casper.EXACT_MAX_NODES}
+    info = casper_phase(casper, seqs, config, args.casper, SIZES[size][0] <= SIZES[args.casper_exact_upto][0])
+    return {"size": size, "label": args.label, "interactions": SIZES[size][0], "train_rows": int(seqs.n_rows),
+            "data_s": t_data, "peak_rss_mib": Phases.hwm_mib(), "casper": info}
+
+
 def run_one(size, args):
     """Run one size in this process; returns the result record."""
     if args.repo:
@@ -220,8 +259,15 @@ def run_one(size, args):
     dataset, (train, valid, test) = phases.run("load", load_data, config)
     run = stability.StabilityRun(config, train, valid, test, saved=False)
     rows = [run.pretrain(), run.finetune("finest")]
-    casper_info = phases.run("CASPER", casper_phase, casper, run.seqs_a, config, args.casper)
-    total = time.perf_counter() - t_start
+    casper_info = phases.run("CASPER", casper_phase, casper, run.seqs_a, config, args.casper,
+                             SIZES[size][0] <= SIZES[args.casper_exact_upto][0])
+    # the CASPER phase counts the method a run uses (auto; exact on main's code); the other
+    # methods are timed for the comparison table only
+    used = next((m for m in ("auto", "exact", "sketch") if f"{m}_s" in casper_info), None)
+    extra = phases.seconds["CASPER"] - casper_info[f"{used}_s"]
+    phases.seconds["CASPER"] -= extra
+    casper_info["used"] = used
+    total = time.perf_counter() - t_start - extra
     phases.seconds["other"] = total - sum(v for k, v in phases.seconds.items() if k != "other")
     phases.peak_mib["other"] = float("nan")
     return {
@@ -233,11 +279,20 @@ def run_one(size, args):
     }
 
 
-def casper_phase(casper, seqs, config, methods):
-    """CASPER scores of ``seqs`` by each method in ``methods`` (comma list; exact / sketch / auto)."""
+def casper_phase(casper, seqs, config, methods, exact_ok=True):
+    """CASPER scores of ``seqs`` by each method in ``methods`` (comma list; exact / sketch / auto).
+
+    ``exact_ok=False`` leaves the exact method out (sizes above ``--casper-exact-upto``).
+    Where exact and sketch both ran: the sketch's relative error per node (mean, p95), the
+    overlap of the top-``n`` selections (``n`` = ``perturb_ratio`` of the rows) and the exact
+    score of the sketch's selection relative to the exact selection's (what a perturbation
+    loses by using the sketch).
+    """
     info = {}
     scores = {}
     for method in methods.split(","):
+        if method == "exact" and not exact_ok:
+            continue
         t0 = time.perf_counter()
         kwargs = {"rng": np.random.default_rng(0)} if method != "exact" else {}
         scores[method] = casper.cascading_scores(seqs, config["MAX_ITEM_LIST_LENGTH"], method=method, **kwargs)
@@ -251,6 +306,10 @@ def casper_phase(casper, seqs, config, methods):
         top_e = set(casper.rank_by_score(scores["exact"])[:n].tolist())
         top_s = set(casper.rank_by_score(scores["sketch"])[:n].tolist())
         info["sketch_top_overlap"] = len(top_e & top_s) / n
+        info["sketch_selected_score_ratio"] = float(scores["exact"][list(top_s)].sum() / scores["exact"][list(top_e)].sum())
+    if "auto" in scores:
+        chosen = casper.choose_method(int((scores["auto"] >= 0).sum()), "auto", config["casper_exact_max_nodes"])
+        info["auto_is_sketch"] = float(chosen == "sketch")
     info["nodes"] = int((next(iter(scores.values())) >= 0).sum())
     return info
 
@@ -270,7 +329,22 @@ def table(workdir, label):
             if os.path.isfile(result_path(workdir, label, s))]
     if not recs:
         return f"no results for label {label!r} under {workdir}/results"
-    lines = [f"### {label}", "",
+    lines = [f"### {label}", ""]
+    casper_rows = [(r["size"], r["casper"]) for r in recs if r.get("casper")]
+    recs = [r for r in recs if "phase_s" in r]  # --casper-only records have the CASPER table only
+    if recs:
+        lines += _phase_tables(recs)
+    if casper_rows:
+        keys = sorted({k for _, c in casper_rows for k in c if k not in ("nodes", "used")})
+        lines += ["", "| size | CASPER nodes | used | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
+        for size, c in casper_rows:
+            lines.append(f"| {size} | {c['nodes']:,} | {c.get('used', '-')} | " + " | ".join(
+                (f"{c[k]:.3f}" if isinstance(c[k], float) else str(c[k])) if k in c else "-" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _phase_tables(recs):
+    lines = [
              "| size | users / items | test instances | " + " | ".join(PHASES) + " | wall | peak RSS | RBO orig / FINEST |",
              "|---" * (len(PHASES) + 6) + "|"]
     for r in recs:
@@ -293,15 +367,7 @@ def table(workdir, label):
         lines += ["", f"{first['size']} -> {last['size']}: wall exponent "
                   f"{exponent(first['wall_s'], last['wall_s'], n1, n2):.2f}, peak RSS exponent "
                   f"{exponent(first['peak_rss_mib'], last['peak_rss_mib'], n1, n2):.2f}"]
-    casper_rows = [(r["size"], r["casper"]) for r in recs if r.get("casper")]
-    if casper_rows:
-        lines += ["", "| size | CASPER nodes | " + " | ".join(sorted({k for _, c in casper_rows for k in c if k != 'nodes'})) + " |"]
-        keys = sorted({k for _, c in casper_rows for k in c if k != "nodes"})
-        lines += ["|---" * (len(keys) + 2) + "|"]
-        for size, c in casper_rows:
-            lines.append(f"| {size} | {c['nodes']:,} | " + " | ".join(
-                f"{c[k]:.3f}" if k in c else "-" for k in keys) + " |")
-    return "\n".join(lines)
+    return lines
 
 
 def main():
@@ -310,14 +376,18 @@ def main():
     ap.add_argument("--workdir", default=os.path.join(REPO, "saved", "scale"))
     ap.add_argument("--repo", default=None, help="import recbole_finest from this checkout (default: this one)")
     ap.add_argument("--label", default="after", help="name of the series (results file prefix)")
-    ap.add_argument("--casper", default="exact,sketch", help="CASPER methods timed, comma list (exact, sketch, auto)")
+    ap.add_argument("--casper", default="exact,sketch,auto", help="CASPER methods timed, comma list (exact, sketch, auto)")
+    ap.add_argument("--casper-exact-upto", default="1M", choices=list(SIZES),
+                    help="largest size whose CASPER phase runs the exact method (O(nodes^2))")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--table", action="store_true", help="only print the table of finished sizes")
+    ap.add_argument("--casper-only", action="store_true",
+                    help="only the CASPER methods on the synthetic training split (no RecBole, no training)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.workdir = os.path.abspath(args.workdir)
     if args.one:
-        record = run_one(args.one, args)
+        record = (run_casper_only if args.casper_only else run_one)(args.one, args)
         path = result_path(args.workdir, args.label, args.one)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "w") as fh:
@@ -333,7 +403,8 @@ def main():
                 continue
             print(f"{size}: running ({args.label})", flush=True)
             argv = [sys.executable, os.path.abspath(__file__), "--one", size, "--workdir", args.workdir,
-                    "--label", args.label, "--casper", args.casper, "--threads", str(args.threads)]
+                    "--label", args.label, "--casper", args.casper, "--threads", str(args.threads),
+                    "--casper-exact-upto", args.casper_exact_upto] + (["--casper-only"] if args.casper_only else [])
             if args.repo:
                 argv += ["--repo", args.repo]
             if subprocess.run(argv).returncode != 0:
