@@ -69,43 +69,24 @@ def test_rank_lists(model, eval_data, depth=None):
     return lists, ranks
 
 
-@torch.no_grad()
-def test_target_ranks(model, eval_data):
-    """``(target_rank [N] long, users [N] long)`` of every eval instance; memory O(batch x items)."""
-    model.eval()
-    uid = eval_data.dataset.uid_field
-    ranks, users = [], []
-    for interaction, _, _, positive_i in eval_data:
-        ranks.append(target_ranks(eval_scores(model, interaction, len(positive_i)), positive_i))
-        users.append(interaction[uid].view(-1))
-    return torch.cat(ranks), torch.cat(users)
-
-
 @dataclass
 class EvalOutput:
     """One trained model on the test split.
 
     Attributes:
-        result: RecBole's metrics (``recall@10``, ``ndcg@10``, ...) plus full-ranking ``mrr``.
-        rr: float64 ``[N]`` reciprocal rank of each instance's next item (full ranking).
-        users: long ``[N]`` internal user id of each instance.
-        state: the model's state dict (rank lists are recomputed from it batch by batch
-            when two models are compared, never stored).
+        result: RecBole's metrics (``recall@10``, ``ndcg@10``, ...).
+        state: the model's state dict. Rank lists, target ranks and the full-ranking MRR
+            come from one streamed pass over both models of a pair (:func:`compare_models`);
+            nothing ``[N, n_items]``-sized is kept.
     """
 
     result: dict
-    rr: torch.Tensor
-    users: torch.Tensor
     state: dict = None
 
 
 def evaluate_model(trainer, eval_data, state=None):
-    """``EvalOutput`` of a trained model on ``eval_data``."""
-    result = dict(trainer.evaluate(eval_data, load_best_model=False))
-    ranks, users = test_target_ranks(trainer.model, eval_data)
-    rr = 1.0 / (ranks.double() + 1)
-    result["mrr"] = float(rr.mean())
-    return EvalOutput(result, rr.cpu(), users.cpu(), state)
+    """``EvalOutput`` of a trained model on ``eval_data`` (RecBole's metrics)."""
+    return EvalOutput(dict(trainer.evaluate(eval_data, load_best_model=False)), state)
 
 
 def evaluate(trainer, eval_data, depth=None):
@@ -125,23 +106,39 @@ def compare_instances(lists_a, lists_b, config):
 
 @torch.no_grad()
 def compare_models(model_a, model_b, eval_data, config, show_progress=False):
-    """Per-instance RLS of two models on ``eval_data``, streamed batch by batch.
+    """Per-instance RLS and target ranks of two models on ``eval_data``, streamed batch by batch.
 
-    Both models score each eval batch, the scores become rank lists (depth ``rbo_depth``,
-    at least ``jaccard_k``), are compared and discarded (``metrics.stream_stability``):
-    memory ``O(eval batch x n_items)`` on the models' device.
+    Both models score each eval batch once; the scores give each instance's target rank
+    and become rank lists (depth ``rbo_depth``, at least ``jaccard_k``) that are compared
+    and discarded (``metrics.stream_stability``): memory ``O(eval batch x n_items)`` on the
+    models' device.
 
     Returns:
-        ``{"rbo": float64 [N], "jaccard@k": float64 [N]}`` on the CPU.
+        dict of CPU tensors ``[N]``: ``rbo``, ``jaccard@k`` (float64), ``rank_a``,
+        ``rank_b`` (long, 0-based position of the next item in each model's full ranking)
+        and ``user`` (long, RecBole internal user id).
     """
     model_a.eval()
     model_b.eval()
+    uid = eval_data.dataset.uid_field
     batches = eval_data
     if show_progress:
         batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("stability", "pink"))
-    pairs = ((eval_scores(model_a, inter, len(pos)), eval_scores(model_b, inter, len(pos)))
-             for inter, _, _, pos in batches)
-    return stream_stability(pairs, p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"])
+    ranks = {"rank_a": [], "rank_b": [], "user": []}
+
+    def pairs():
+        for inter, _, _, positive_i in batches:
+            scores_a = eval_scores(model_a, inter, len(positive_i))
+            scores_b = eval_scores(model_b, inter, len(positive_i))
+            ranks["rank_a"].append(target_ranks(scores_a, positive_i).cpu())
+            ranks["rank_b"].append(target_ranks(scores_b, positive_i).cpu())
+            ranks["user"].append(inter[uid].view(-1).cpu())
+            yield scores_a, scores_b
+
+    out = stream_stability(pairs(), p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"])
+    empty = torch.empty(0, dtype=torch.long)
+    out.update({key: torch.cat(parts) if parts else empty for key, parts in ranks.items()})
+    return out
 
 
 def compare(lists_a, lists_b, config):
@@ -334,17 +331,21 @@ class StabilityRun:
 
     def _row(self, method, out):
         a, b = out["A"], out["B"]
-        per_instance = compare_models(self._eval_model(a.state), self._eval_model(b.state), self.test_data,
-                                      self.config, self.show_progress)
+        compared = compare_models(self._eval_model(a.state), self._eval_model(b.state), self.test_data,
+                                  self.config, self.show_progress)
+        k = f"jaccard@{self.config['jaccard_k']}"
+        rr_a = 1.0 / (compared["rank_a"].double() + 1)
+        rr_b = 1.0 / (compared["rank_b"].double() + 1)
         self.instances[method] = {
-            **{k: v.cpu().numpy() for k, v in per_instance.items()},
-            "rr_a": a.rr.numpy(), "rr_b": b.rr.numpy(), "user": a.users.numpy(),
+            "rbo": compared["rbo"].numpy(), k: compared[k].numpy(),
+            "rr_a": rr_a.numpy(), "rr_b": rr_b.numpy(), "user": compared["user"].numpy(),
         }
-        row = {"method": method, **{k: float(v.mean()) for k, v in per_instance.items()}}
+        row = {"method": method, "rbo": float(compared["rbo"].mean()), k: float(compared[k].mean())}
+        results = {"A": {**a.result, "mrr": float(rr_a.mean())}, "B": {**b.result, "mrr": float(rr_b.mean())}}
         for key in ACCURACY_KEYS:
-            if key in a.result:
-                row[key] = a.result[key]
-                row[f"{key} (B)"] = b.result[key]
+            if key in results["A"]:
+                row[key] = results["A"][key]
+                row[f"{key} (B)"] = results["B"][key]
         return row
 
 

@@ -78,11 +78,11 @@ def two_models(tmp_path_factory):
 
 @pytest.mark.parametrize("rbo_p,rbo_depth", [(1.0, None), (0.9, None), (1.0, 100), (0.95, 30)])
 def test_compare_models_streams_the_full_matrix_values(two_models, rbo_p, rbo_depth):
-    """Streaming over RecBole's test loader gives the full-matrix values to 1e-12."""
+    """Streaming over RecBole's test loader gives the full-matrix values to 1e-12 (and the same target ranks)."""
     model_a, model_b, test = two_models
     cfg = {"rbo_p": rbo_p, "rbo_depth": rbo_depth, "jaccard_k": 10}
-    lists_a, _, _ = stability.test_outputs(model_a, test, rbo_depth)
-    lists_b, _, _ = stability.test_outputs(model_b, test, rbo_depth)
+    lists_a, ranks_a, users = stability.test_outputs(model_a, test, rbo_depth)
+    lists_b, ranks_b, _ = stability.test_outputs(model_b, test, rbo_depth)
     assert len(test) > 1 and lists_a.shape[0] > test.step  # several eval batches
     full = stability.compare_instances(lists_a, lists_b, cfg)
     streamed = stability.compare_models(model_a, model_b, test, cfg)
@@ -90,6 +90,8 @@ def test_compare_models_streams_the_full_matrix_values(two_models, rbo_p, rbo_de
         assert streamed[key].shape == full[key].shape
         assert torch.allclose(streamed[key], full[key].cpu(), rtol=0, atol=1e-12), key
     assert 0.0 < float(streamed["rbo"].mean()) < 1.0
+    assert torch.equal(streamed["rank_a"], ranks_a) and torch.equal(streamed["rank_b"], ranks_b)
+    assert torch.equal(streamed["user"], users)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device tool's machine)")
