@@ -155,6 +155,7 @@ class Phases:
 
     def __init__(self):
         self.seconds = {p: 0.0 for p in PHASES}
+        self.cpu_seconds = {p: 0.0 for p in PHASES}
         self.peak_mib = {p: 0.0 for p in PHASES}
         self.depth = 0
 
@@ -175,11 +176,12 @@ class Phases:
             return fn(*args, **kwargs)
         self.depth += 1
         self._reset_hwm()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
             self.seconds[phase] += time.perf_counter() - t0
+            self.cpu_seconds[phase] += time.process_time() - c0
             self.peak_mib[phase] = max(self.peak_mib[phase], self.hwm_mib())
             self.depth -= 1
 
@@ -252,7 +254,7 @@ def run_one(size, args):
     for fn in ("evaluate_model", "compare_models", "compare_instances"):
         phases.wrap(stability, fn, "evaluation")
 
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     config = Config(model="SASRec", dataset=name, config_dict=config_dict(data_path, args.workdir, args.casper))
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
@@ -266,15 +268,18 @@ def run_one(size, args):
     used = next((m for m in ("auto", "exact", "sketch") if f"{m}_s" in casper_info), None)
     extra = phases.seconds["CASPER"] - casper_info[f"{used}_s"]
     phases.seconds["CASPER"] -= extra
+    phases.cpu_seconds["CASPER"] -= extra  # one thread: the comparison runs' CPU time ~ their wall time
     casper_info["used"] = used
     total = time.perf_counter() - t_start - extra
+    cpu_total = time.process_time() - c_start - extra
     phases.seconds["other"] = total - sum(v for k, v in phases.seconds.items() if k != "other")
+    phases.cpu_seconds["other"] = cpu_total - sum(v for k, v in phases.cpu_seconds.items() if k != "other")
     phases.peak_mib["other"] = float("nan")
     return {
         "size": size, "label": args.label, "repo": os.path.dirname(os.path.dirname(os.path.abspath(recbole_finest.__file__))),
         "interactions": int(dataset.inter_num), "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
         "test_instances": int(len(test.dataset)), "train_rows": int(run.seqs_a.n_rows),
-        "threads": torch.get_num_threads(), "wall_s": total, "peak_rss_mib": max(v for v in phases.peak_mib.values() if v == v),
+        "threads": torch.get_num_threads(), "wall_s": total, "cpu_s": cpu_total, "phase_cpu_s": phases.cpu_seconds, "peak_rss_mib": max(v for v in phases.peak_mib.values() if v == v),
         "phase_s": phases.seconds, "phase_peak_mib": phases.peak_mib, "rows": rows, "casper": casper_info,
     }
 
@@ -343,24 +348,34 @@ def table(workdir, label):
     return "\n".join(lines)
 
 
+def _cpu(record):
+    return record.get("cpu_s", float("nan"))
+
+
+def _minutes(seconds):
+    return f"{seconds / 60:.1f} min" if seconds == seconds else "-"
+
+
 def _phase_tables(recs):
     lines = [
-             "| size | users / items | test instances | " + " | ".join(PHASES) + " | wall | peak RSS | RBO orig / FINEST |",
-             "|---" * (len(PHASES) + 6) + "|"]
+             "| size | users / items | test instances | " + " | ".join(PHASES) + " | wall | CPU | peak RSS | RBO orig / FINEST |",
+             "|---" * (len(PHASES) + 7) + "|"]
     for r in recs:
         cells = [f"{r['phase_s'][p]:.0f} s" + ("" if p == "other" else f" / {r['phase_peak_mib'][p] / 1024:.1f} GB")
                  for p in PHASES]
         rbo = " / ".join(f"{row['rbo']:.4f}" for row in r["rows"])
         lines.append(f"| {r['size']} | {r['users']:,} / {r['items']:,} | {r['test_instances']:,} | " + " | ".join(cells)
-                     + f" | {r['wall_s'] / 60:.1f} min | {r['peak_rss_mib'] / 1024:.2f} GB | {rbo} |")
-    lines += ["", "Phase cells: wall time / peak RSS during the phase.", ""]
+                     + f" | {r['wall_s'] / 60:.1f} min | {_minutes(_cpu(r))} | {r['peak_rss_mib'] / 1024:.2f} GB | {rbo} |")
+    lines += ["", "Phase cells: wall time / peak RSS during the phase. CPU: process CPU time (one thread; "
+              "robust to other jobs on the machine, unlike wall time; '-' = not recorded).", ""]
     if len(recs) > 1:
-        lines += ["| from -> to | wall exponent | peak RSS exponent | " + " | ".join(PHASES[:-1]) + " (time exponents) |",
-                  "|---" * (len(PHASES) + 3) + "|"]
+        lines += ["| from -> to | wall exponent | CPU exponent | peak RSS exponent | " + " | ".join(PHASES[:-1]) + " (wall exponents) |",
+                  "|---" * (len(PHASES) + 4) + "|"]
         for a, b in zip(recs[:-1], recs[1:]):
             n1, n2 = a["interactions"], b["interactions"]
             ph = [f"{exponent(a['phase_s'][p], b['phase_s'][p], n1, n2):.2f}" for p in PHASES[:-1]]
             lines.append(f"| {a['size']} -> {b['size']} | {exponent(a['wall_s'], b['wall_s'], n1, n2):.2f} | "
+                         f"{exponent(_cpu(a), _cpu(b), n1, n2):.2f} | "
                          f"{exponent(a['peak_rss_mib'], b['peak_rss_mib'], n1, n2):.2f} | " + " | ".join(ph) + " |")
         first, last = recs[0], recs[-1]
         n1, n2 = first["interactions"], last["interactions"]
