@@ -50,6 +50,8 @@ Targets (issue 19): time and peak memory grow with exponent <= 1.1 from 100K to 
 completes with peak RSS < 16 GB on a 24 GB machine.
 """
 import argparse
+import copy
+import itertools
 import json
 import math
 import os
@@ -230,6 +232,36 @@ def run_casper_only(size, args):
             "data_s": t_data, "peak_rss_mib": Phases.hwm_mib(), "casper": info}
 
 
+def first_batches(loader, n):
+    """``loader`` iterating over its first ``n`` batches only; same class (RecBole checks types)."""
+    cls = type(loader)
+    body = {"__iter__": lambda self: itertools.islice(cls.__iter__(self), n)}
+    if hasattr(cls, "__len__"):
+        body["__len__"] = lambda self: min(n, cls.__len__(self))
+    capped = copy.copy(loader)
+    capped.__class__ = type(f"First{cls.__name__}", (cls,), body)
+    return capped
+
+
+def cap_loops(n, trainer_cls, trainer_module):
+    """Memory-check mode: every training epoch, validation, reference pass and evaluation of
+    the run stops after ``n`` batches. The reference table is still written in full (every
+    element touched), so its memory counts as in a full run."""
+    make_loader = trainer_cls.make_loader
+    trainer_cls.make_loader = lambda self, *a, **k: first_batches(make_loader(self, *a, **k), n)
+    eval_batches = trainer_module.eval_batches
+    trainer_module.eval_batches = lambda *a, **k: itertools.islice(eval_batches(*a, **k), n)
+    build_reference = trainer_cls.build_reference
+
+    def touched_reference(self, *a, **k):
+        ref = build_reference(self, *a, **k)
+        if not ref.on_disk:
+            ref.table.add_(0)
+        return ref
+
+    trainer_cls.build_reference = touched_reference
+
+
 def run_one(size, args):
     """Run one size in this process; returns the result record."""
     if args.repo:
@@ -244,9 +276,12 @@ def run_one(size, args):
     from recbole_finest.config import Config
     from recbole_finest.data import casper
     from recbole_finest.quick_start import load_data
+    from recbole_finest import trainer as trainer_module
     from recbole_finest.trainer import FinestTrainer
 
     data_path, name = dataset_for(size, args.workdir)
+    if args.max_batches:
+        cap_loops(args.max_batches, FinestTrainer, trainer_module)
     phases = Phases()
     for method, phase in (("pretrain", "pre-train epoch"), ("build_reference", "reference lists"),
                           ("finetune", "FINEST epoch")):
@@ -259,6 +294,9 @@ def run_one(size, args):
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset, (train, valid, test) = phases.run("load", load_data, config)
+    n_test = len(test.dataset)
+    if args.max_batches:
+        valid, test = first_batches(valid, args.max_batches), first_batches(test, args.max_batches)
     run = stability.StabilityRun(config, train, valid, test, saved=False)
     rows = [run.pretrain(), run.finetune("finest")]
     casper_info = phases.run("CASPER", casper_phase, casper, run.seqs_a, config, args.casper,
@@ -278,7 +316,7 @@ def run_one(size, args):
     return {
         "size": size, "label": args.label, "repo": os.path.dirname(os.path.dirname(os.path.abspath(recbole_finest.__file__))),
         "interactions": int(dataset.inter_num), "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
-        "test_instances": int(len(test.dataset)), "train_rows": int(run.seqs_a.n_rows),
+        "test_instances": int(n_test), "max_batches": args.max_batches, "train_rows": int(run.seqs_a.n_rows),
         "threads": torch.get_num_threads(), "wall_s": total, "cpu_s": cpu_total, "phase_cpu_s": phases.cpu_seconds, "peak_rss_mib": max(v for v in phases.peak_mib.values() if v == v),
         "phase_s": phases.seconds, "phase_peak_mib": phases.peak_mib, "rows": rows, "casper": casper_info,
     }
@@ -396,6 +434,9 @@ def main():
                     help="largest size whose CASPER phase runs the exact method (O(nodes^2))")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--table", action="store_true", help="only print the table of finished sizes")
+    ap.add_argument("--max-batches", type=int, default=0,
+                    help="memory check: cut every training / reference / evaluation loop to this many batches "
+                         "(peak memory as a full run, times and metrics not comparable; 0 = full run)")
     ap.add_argument("--casper-only", action="store_true",
                     help="only the CASPER methods on the synthetic training split (no RecBole, no training)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -419,7 +460,8 @@ def main():
             print(f"{size}: running ({args.label})", flush=True)
             argv = [sys.executable, os.path.abspath(__file__), "--one", size, "--workdir", args.workdir,
                     "--label", args.label, "--casper", args.casper, "--threads", str(args.threads),
-                    "--casper-exact-upto", args.casper_exact_upto] + (["--casper-only"] if args.casper_only else [])
+                    "--casper-exact-upto", args.casper_exact_upto, "--max-batches", str(args.max_batches)]
+            argv += ["--casper-only"] if args.casper_only else []
             if args.repo:
                 argv += ["--repo", args.repo]
             if subprocess.run(argv).returncode != 0:
