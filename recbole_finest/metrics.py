@@ -214,6 +214,7 @@ def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k
     for scores_a, scores_b in score_pairs:
         for key, values in stability_values(scores_a, scores_b, p=p, depth=depth, k=k).items():
             parts.setdefault(key, []).append(values.cpu())
+        del scores_a, scores_b  # not alive while the next batch is produced
     if not parts:
         empty = torch.empty(0, dtype=torch.float64)
         return {"rbo": empty, f"jaccard@{int(k)}": empty.clone()}

@@ -134,6 +134,7 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False):
             ranks["rank_b"].append(target_ranks(scores_b, positive_i).cpu())
             ranks["user"].append(inter[uid].view(-1).cpu())
             yield scores_a, scores_b
+            del scores_a, scores_b  # one batch of scores alive at a time
 
     out = stream_stability(pairs(), p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"])
     empty = torch.empty(0, dtype=torch.long)

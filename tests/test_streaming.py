@@ -103,3 +103,24 @@ def test_stream_on_cuda_equals_cpu():
     for key in cpu:
         assert gpu[key].device.type == "cpu"
         assert torch.allclose(gpu[key], cpu[key], rtol=0, atol=1e-12)
+
+
+def test_stream_holds_one_batch_of_scores_at_a_time():
+    """Memory O(batch x items): no earlier batch's scores are alive when the next is produced."""
+    import gc
+    import weakref
+
+    gen = torch.Generator().manual_seed(5)
+    refs = []
+
+    def pairs():
+        for _ in range(4):
+            gc.collect()
+            assert all(r() is None for r in refs)  # the previous batch was released
+            a, b = torch.randn(16, 40, generator=gen), torch.randn(16, 40, generator=gen)
+            refs.extend([weakref.ref(a), weakref.ref(b)])
+            yield a, b
+            del a, b
+
+    out = stream_stability(pairs(), k=5)
+    assert out["rbo"].shape == (64,) and len(refs) == 8
