@@ -11,6 +11,7 @@ that names plugin metrics (``metrics: [RBO, Jaccard, MRR, Recall]``).
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -61,11 +62,10 @@ def register() -> None:
     register_metrics()
 
 
-def _prefix_free_class():
-    """:class:`PrefixFreeSequentialDataset`, defined on first use (imports RecBole lazily)."""
-    global PrefixFreeSequentialDataset
-    if "PrefixFreeSequentialDataset" in globals():
-        return PrefixFreeSequentialDataset
+@functools.lru_cache(maxsize=None)
+def prefix_free_dataset_class():
+    """:class:`PrefixFreeSequentialDataset`, defined on first use (imports RecBole lazily);
+    also reachable as ``registry.PrefixFreeSequentialDataset``."""
     from recbole.data.dataset import SequentialDataset
     from recbole.data.interaction import Interaction
 
@@ -131,8 +131,16 @@ def _prefix_free_class():
             full.inter_feat = self.with_history(self.inter_feat)
             return SequentialDataset.inter_matrix(full, form, value_field)
 
-    globals()["PrefixFreeSequentialDataset"] = PrefixFreeSequentialDataset
+    # picklable by name (RecBole's save_dataset, Ray): registry.PrefixFreeSequentialDataset
+    PrefixFreeSequentialDataset.__qualname__ = "PrefixFreeSequentialDataset"
+    PrefixFreeSequentialDataset.__module__ = __name__
     return PrefixFreeSequentialDataset
+
+
+def __getattr__(name):
+    if name == "PrefixFreeSequentialDataset":
+        return prefix_free_dataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def uses_prefix_free_dataset(config) -> bool:
@@ -159,7 +167,7 @@ def create_dataset(config):
 
     if not uses_prefix_free_dataset(config):
         return recbole_create_dataset(config)
-    dataset = _prefix_free_class()(config)
+    dataset = prefix_free_dataset_class()(config)
     if config["save_dataset"]:
         dataset.save()
     return dataset

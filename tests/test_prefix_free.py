@@ -99,3 +99,17 @@ def test_inter_matrix_equals_recbole(both):
     _, dataset, _ = both["prefix_free"]
     _, rb_dataset, _ = both["recbole"]
     assert (dataset.inter_matrix(form="csr") != rb_dataset.inter_matrix(form="csr")).nnz == 0
+
+
+def test_class_is_reachable_by_name(both):
+    assert isinstance(both["prefix_free"][1], registry.PrefixFreeSequentialDataset)
+
+
+def test_dataset_pickles_and_still_builds_lists(both):
+    import pickle
+
+    config, dataset, splits = both["prefix_free"]
+    test_ds = splits[2].dataset
+    clone = pickle.loads(pickle.dumps(test_ds))
+    list_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
+    assert torch.equal(clone[np.arange(5)][list_field], test_ds[np.arange(5)][list_field])
