@@ -64,7 +64,7 @@ def test_config_rejects_unknown_casper_method(tmp_path):
     from recbole_finest.config import Config
 
     base = dict(checkpoint_dir=str(tmp_path))
-    with pytest.raises(ValueError, match=r"'casper_method' must be one of exact, sketch, auto; got 'fast'"):
+    with pytest.raises(ValueError, match=r"'casper_method' must be one of exact, sketch, auto, got 'fast'"):
         Config("SASRec", "ml-100k", config_dict={**base, "casper_method": "fast"})
     with pytest.raises(ValueError, match=r"'casper_exact_max_nodes' must be a positive integer"):
         Config("SASRec", "ml-100k", config_dict={**base, "casper_exact_max_nodes": 0})
