@@ -22,6 +22,8 @@ import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
+from recbole_finest.data.casper import EXACT_MAX_NODES as CASPER_EXACT_MAX_NODES
+from recbole_finest.data.casper import METHODS as CASPER_METHODS
 from recbole_finest.utils import get_model
 
 SIM_KINDS = ("random", "deletion", "replacement", "insertion", "mixed")
@@ -181,8 +183,8 @@ KEYS = {k.name: k for k in (
     _key("perturb_replace_with", "random", one_of(*REPLACE_RULES)),
     _key("perturb_insert_with", "random", one_of(*REPLACE_RULES)),
     _key("casper_roots_only", False, BOOL),
-    _key("casper_method", "auto", one_of("exact", "sketch", "auto")),
-    _key("casper_exact_max_nodes", 250000, POSITIVE_INT),
+    _key("casper_method", "auto", one_of(*CASPER_METHODS)),
+    _key("casper_exact_max_nodes", CASPER_EXACT_MAX_NODES, POSITIVE_INT),
     _key("perturb_time_fraction", 0.1, RATIO),
     _key("rbo_p", 1.0, RBO_P),
     _key("rbo_depth", None, optional(POSITIVE_INT)),
