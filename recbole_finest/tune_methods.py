@@ -27,7 +27,7 @@ from collections import OrderedDict
 from logging import getLogger
 
 import yaml
-from recbole.utils import set_color
+from recbole.utils import init_logger, set_color
 
 from recbole_finest.config import Config, properties_dir
 from recbole_finest.fileio import write_json, write_text
@@ -129,9 +129,10 @@ def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dic
     from recbole_finest.study import _first_model
     from recbole_finest.tune import CLI_KEYS, _init_ray, _isolated, load_search_space, run_tune
 
-    logger = getLogger()
     first = _first_model(model, config_file_list, config_dict)
     base = Config(first, dataset, config_file_list, config_dict)
+    init_logger(base)
+    logger = getLogger()
     models, methods = tuned_models_and_methods(base)
     search_space = search_space or os.path.join(properties_dir(), "tune", "methods.yaml")
     space = load_search_space(search_space, known_keys=set(base.final_config_dict))

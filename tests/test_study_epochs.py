@@ -49,13 +49,11 @@ def test_labels_and_their_errors(tmp_path):
     ({"acae": {"adv_epz": 0.1}}, "'adv_epz' is not a config key"),
     ({"nope": {"adv_eps": 0.1}}, "'nope' is neither a method"),
     ({"SASRec": {"acae": 0.1}}, "'SASRec' is neither a method"),
-    ([1, 2], "must map methods"),
+    ([1, 2], "'study_method_config' must be a mapping"),  # the Config's own check
 ])
 def test_bad_method_config_is_one_clear_error(tmp_path, value, message):
-    with _cwd(tmp_path):
-        config = Config("SASRec", "ml-100k", config_dict={**TINY, "study_method_config": value})
-        with pytest.raises(ValueError, match=message):
-            method_overrides(config)
+    with _cwd(tmp_path), pytest.raises(ValueError, match=message):
+        method_overrides(Config("SASRec", "ml-100k", config_dict={**TINY, "study_method_config": value}))
 
 
 def test_model_entries_win_over_common_ones(tmp_path):
