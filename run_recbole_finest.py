@@ -5,6 +5,7 @@
     python run_recbole_finest.py --model=SASRec --dataset=reddit --config_files "a.yaml b.yaml" --finest_topk=50
     python run_recbole_finest.py --update --model=SASRec --dataset=reddit --update_methods="[retrain,finest]"
     python run_recbole_finest.py --tune --model=SASRec --dataset=reddit --search_space properties/tune/finest.yaml
+    python run_recbole_finest.py --tune_methods --config_files "properties/study/reddit_paper.yaml properties/study/tune_paper.yaml"
 
 Any RecBole or plugin key can be given as ``--key=value`` (RecBole's own parsing); any other
 argument is an error, and so are two modes (``--study --tune``).
@@ -20,9 +21,9 @@ from recbole_finest.quick_start import run_recbole_finest
 
 
 #: run modes (flags); at most one may be given
-MODES = ("study", "update", "tune")
-#: options that belong to one mode
-MODE_OPTIONS = {"search_space": "tune", "ray_address": "tune"}
+MODES = ("study", "update", "tune", "tune_methods")
+#: options that belong to some modes
+MODE_OPTIONS = {"search_space": ("tune", "tune_methods"), "ray_address": ("tune", "tune_methods")}
 
 
 def parse_args(argv=None):
@@ -38,7 +39,11 @@ def parse_args(argv=None):
     parser.add_argument("--study", action="store_true", help="run (or resume) the stability study grid of the study_* keys")
     parser.add_argument("--update", action="store_true", help="v1 -> v2 update strategies and churn report (docs/update.md)")
     parser.add_argument("--tune", action="store_true", help="Ray Tune search (docs/tuning.md)")
-    parser.add_argument("--search_space", type=str, default=None, help="--tune: search-space .yaml (default: properties/tune/finest.yaml)")
+    parser.add_argument("--tune_methods", action="store_true",
+                        help="tune every method with the same budget and write their settings (docs/tuning.md)")
+    parser.add_argument("--search_space", type=str, default=None,
+                        help="--tune: search-space .yaml (default: properties/tune/finest.yaml; --tune_methods: "
+                             "properties/tune/methods.yaml)")
     parser.add_argument("--ray_address", type=str, default=None, help="--tune: join this Ray cluster (auto = the local `ray start` one)")
     args, rest = parser.parse_known_args(argv)
     for i, arg in enumerate(rest):
@@ -55,9 +60,10 @@ def parse_args(argv=None):
     modes = [m for m in MODES if getattr(args, m)]
     if len(modes) > 1:
         parser.error(f"--{' and --'.join(modes)} are different modes; give at most one")
-    for option, mode in MODE_OPTIONS.items():
-        if getattr(args, option) is not None and mode not in modes:
-            parser.error(f"--{option} belongs to --{mode}; add --{mode} or drop --{option}")
+    for option, owners in MODE_OPTIONS.items():
+        if getattr(args, option) is not None and not set(owners) & set(modes):
+            names = " or --".join(owners)
+            parser.error(f"--{option} belongs to --{names}; add --{owners[0]} or drop --{option}")
     return args
 
 
@@ -87,6 +93,11 @@ def _main(argv=None):
         from recbole_finest.update import run_update
 
         return run_update(model=args.model, dataset=args.dataset, config_file_list=files or None)
+    if args.tune_methods:
+        from recbole_finest.tune_methods import run_tune_methods
+
+        return run_tune_methods(model=args.model, dataset=args.dataset, config_file_list=files or None,
+                                search_space=args.search_space, ray_address=args.ray_address)
     if args.tune:
         from recbole_finest.tune import run_tune
 

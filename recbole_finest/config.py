@@ -96,6 +96,9 @@ RESOURCES = Check(lambda v: isinstance(v, dict) and not set(v) - {"cpu", "gpu"}
                   and all(_is_number(x) and x >= 0 for x in v.values())
                   and (v.get("gpu", 0) <= 1 or float(v["gpu"]) == int(v["gpu"])),
                   "a mapping like {cpu: 1, gpu: 0.5} (gpu above 1 a whole number)")
+EPOCHS = Check(lambda v: (_is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and v
+                                                     and all(_is_int(e) and e >= 1 for e in v)),
+               "a positive epoch count or a list of them")
 SEEDS_LIST = Check(lambda v: isinstance(v, (list, tuple)) and v and all(_is_int(s) for s in v),
                    "a list of integer seeds")
 
@@ -213,6 +216,8 @@ KEYS = {k.name: k for k in (
     _key("study_seeds", 3, SEEDS),
     _key("study_grids", None, optional(GRIDS)),
     _key("study_model_config", None, optional(DICT)),
+    _key("study_method_config", None, optional(DICT)),
+    _key("study_eval_epochs", None, optional(EPOCHS)),
     _key("study_dir", None, optional(TEXT)),
     _key("study_reference_method", "finest", lazy_one_of(_methods, "a method of recbole_finest.methods.METHODS")),
     _key("study_group_fraction", 0.2, Check(lambda v: _is_number(v) and 0 < v <= 0.5, "a number in (0, 0.5]")),
@@ -237,6 +242,7 @@ KEYS = {k.name: k for k in (
     _key("tune_asha_reduction_factor", 2, Check(lambda v: _is_int(v) and v >= 2, "an integer >= 2")),
     _key("tune_reuse_pretrained", True, BOOL),
     _key("tune_verbose", 1, Check(lambda v: _is_int(v) and 0 <= v <= 2, "0, 1 or 2")),
+    _key("tune_methods", None, optional(LIST)),
 )}
 
 #: RecBole keys the plugin relies on: checked too (their defaults are RecBole's)

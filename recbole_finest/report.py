@@ -355,6 +355,101 @@ def plot_methods(summary, path, metrics=("rbo", "jaccard@10"), dpi=80, ratio=Non
     return len(panels)
 
 
+# ---------------------------------------------------------------------------------- epoch curves
+def is_final(cell):
+    """True for a method's final cell (not an intermediate-epoch ``<method>@e<epoch>`` cell)."""
+    return cell.get("base_method", cell["method"]) == cell["method"]
+
+
+def epoch_curves(cells, metric="rbo", baseline="original", methods=None):
+    """Gain of every method over ``baseline`` by fine-tuning epoch, paired by seed.
+
+    Cells carry ``base_method`` and ``epoch`` (:mod:`recbole_finest.study_epochs`); cells
+    without ``epoch`` are left out. A seed's gain is ``100 * (m - b) / b`` with ``m`` the
+    method's and ``b`` the baseline's ``metric`` of the same seed and group; the baseline
+    itself is the point (epoch 0, gain 0).
+
+    Returns:
+        rows sorted by group, method (``methods`` order, else first appearance) and epoch:
+        the group keys, ``method``, ``epoch``, ``n_seeds``, ``<metric>_mean`` / ``_std`` and
+        ``gain_pct_mean`` / ``gain_pct_std`` (std over seeds, ``ddof=1``; 0 for one seed).
+    """
+    base = {(tuple(c[k] for k in GROUP_KEYS), c["seed"]): c["metrics"][metric] for c in cells
+            if c["method"] == baseline and metric in c["metrics"]}
+    series = OrderedDict()
+    for c in cells:
+        method = c.get("base_method", c["method"])
+        epoch = 0 if method == baseline else c.get("epoch")
+        group = tuple(c[k] for k in GROUP_KEYS)
+        if epoch is None or metric not in c["metrics"] or (group, c["seed"]) not in base:
+            continue
+        if methods is not None and method not in methods and method != baseline:
+            continue
+        b = base[(group, c["seed"])]
+        series.setdefault((group, method, int(epoch)), []).append(
+            (c["metrics"][metric], 100.0 * (c["metrics"][metric] - b) / b if b else math.nan))
+    order = list(methods or [])
+    order += [m for _, m, _ in series if m not in order]
+    groups = list(OrderedDict.fromkeys(g for g, _, _ in series))
+    rows = []
+    for (group, method, epoch), values in sorted(series.items(), key=lambda kv: (
+            groups.index(kv[0][0]), order.index(kv[0][1]), kv[0][2])):
+        v, g = [x for x, _ in values], [y for _, y in values]
+        rows.append(dict(zip(GROUP_KEYS, group), method=method, epoch=epoch, n_seeds=len(values),
+                         **{f"{metric}_mean": float(np.mean(v)), f"{metric}_std": _std(v),
+                            "gain_pct_mean": float(np.mean(g)), "gain_pct_std": _std(g)}))
+    return rows
+
+
+def epoch_markdown(rows, metric="rbo"):
+    """Markdown: per group, ``metric`` mean ± std and its gain over the baseline by method and epoch."""
+    lines, by_group = [], OrderedDict()
+    for r in rows:
+        by_group.setdefault(tuple(r[k] for k in GROUP_KEYS), []).append(r)
+    for (model, selection, kind, ratio), grp in by_group.items():
+        lines += [f"### {model}: {selection} {kind}, {ratio_label(ratio)}: {label(metric)} by fine-tuning epoch", "",
+                  f"| method | epoch | {label(metric)} | gain over Original |", "|---|---|---|---|"]
+        lines += [f"| {method_label(r['method'])} | {r['epoch']} | {_fmt(r[metric + '_mean'])} ± "
+                  f"{_fmt(r[metric + '_std'])} | {r['gain_pct_mean']:+.2f}% ± {r['gain_pct_std']:.2f} |" for r in grp]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_epoch_gain(cells, path, methods=None, metric="rbo", baseline="original", dpi=80):
+    """Gain of ``metric`` over ``baseline`` (%) against fine-tuning epochs, one panel per group.
+
+    One line per method (mean over seeds, error bars = std of the per-seed gains), starting
+    at the baseline's (0, 0). Returns the number of panels (0: no method has an epoch
+    curve, no file written).
+    """
+    rows = epoch_curves(cells, metric, baseline, methods)
+    panels = OrderedDict()
+    for r in rows:
+        if r["method"] != baseline:
+            panels.setdefault(tuple(r[k] for k in GROUP_KEYS), OrderedDict()).setdefault(r["method"], []).append(r)
+    panels = OrderedDict((k, v) for k, v in panels.items() if any(len(pts) > 1 for pts in v.values()))
+    if not panels:
+        return 0
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.2), squeeze=False)
+    for col, ((model, selection, kind, ratio), by_method) in enumerate(panels.items()):
+        ax = axes[0][col]
+        for method, pts in by_method.items():
+            x = [0] + [p["epoch"] for p in pts]
+            ax.errorbar(x, [0.0] + [p["gain_pct_mean"] for p in pts], yerr=[0.0] + [p["gain_pct_std"] for p in pts],
+                        marker="o", capsize=3, label=method_label(method))
+        ax.axhline(0.0, color="black", lw=0.8, ls=":")
+        ax.set_xlabel("fine-tuning epochs")
+        ax.set_ylabel(f"{label(metric)} gain over {method_label(baseline)} (%)")
+        seeds = max(p["n_seeds"] for pts in by_method.values() for p in pts)
+        ax.set_title(f"{model}, {selection} {kind} {ratio_label(ratio)} ({seeds} seed{'s' if seeds != 1 else ''})",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(fig, path, dpi)
+    return len(panels)
+
+
 # ---------------------------------------------------------------------------------- files
 def write_tables(folder, stats_, extra=None, title="Stability study"):
     """``results.md``, ``results.csv`` (summary), ``tests.csv`` and ``results.json`` in ``folder``."""

@@ -21,12 +21,18 @@ from recbole_finest.config import check_dataset_limits
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import UnreadableFileError, load_checkpoint, new_run_id, save_checkpoint
+from recbole_finest.method_config import with_overrides
 from recbole_finest.metrics import jaccard, rank_lists, rbo, stream_stability
 from recbole_finest.methods import get_method
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
 ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
+
+
+def epoch_label(name, epoch):
+    """Name of the state (and study cell) of method / stage ``name`` after ``epoch`` fine-tuning epochs."""
+    return f"{name}@e{int(epoch)}"
 
 
 @torch.no_grad()
@@ -170,6 +176,10 @@ class StabilityRun:
     ``rbo [N]``, ``jaccard@k [N]``, ``rr_a`` / ``rr_b [N]`` reciprocal ranks of A / B,
     ``user [N]`` internal user ids).
 
+    ``finetune(method, epochs)`` also evaluates the states after the given earlier
+    fine-tuning epochs of the same run (no extra training): their rows and per-instance
+    values are ``rows`` / ``instances[epoch_label(method, e)]``.
+
     Args:
         shared: optional dict shared by every run of the same model, seed and settings
             but different evaluation perturbations. Model A does not depend on the
@@ -179,10 +189,13 @@ class StabilityRun:
             stage ``"pretrained"`` or a method name). A state dict found there is loaded
             instead of training; a trained one is saved there (atomically), so an
             interrupted study never trains a model twice.
+        method_overrides: optional ``{method: {key: value}}`` of fine-tuning keys that differ
+            per method (``study_method_config``); a method fine-tunes with a copy of
+            ``config`` holding its keys.
     """
 
     def __init__(self, config, train_data, valid_data, test_data, saved=True, show_progress=False,
-                 shared=None, state_path=None, run_id=None):
+                 shared=None, state_path=None, run_id=None, method_overrides=None):
         self.config = config
         self.run_id = run_id or new_run_id()  # names every checkpoint / reference file of this run
         self.valid_data, self.test_data = valid_data, test_data
@@ -200,7 +213,8 @@ class StabilityRun:
         for side in self.sides.values():
             side.setdefault("states", {})
             side.setdefault("outputs", {})
-        self.instances = {}
+        self.method_overrides = method_overrides or {}
+        self.instances, self.rows = {}, {}
         self._initial_state = None
 
     @property
@@ -223,10 +237,11 @@ class StabilityRun:
             self.sides[side]["states"]["pretrained"] = state
             self.sides[side]["outputs"].pop("pretrained", None)
 
-    def _trainer(self, state, tag):
-        model = self.model_cls(self.config, self.dataset).to(self.config["device"])
+    def _trainer(self, state, tag, config=None):
+        config = config or self.config
+        model = self.model_cls(config, self.dataset).to(config["device"])
         model.load_state_dict(state)
-        trainer = FinestTrainer(self.config, model, run_id=self.run_id)
+        trainer = FinestTrainer(config, model, run_id=self.run_id)
         trainer.tag = tag
         return trainer
 
@@ -255,23 +270,36 @@ class StabilityRun:
         if path:
             save_checkpoint(state, path)
 
-    def _model(self, side, stage, train):
-        """``(trainer, output)`` of ``side`` after ``stage``: cached, loaded or trained by ``train()``."""
+    def _model(self, side, stage, train, snapshots=None, config=None):
+        """Test output of ``side`` after ``stage``: cached, loaded or trained by ``train()``.
+
+        ``snapshots`` maps epochs to the stage names of intermediate states of the same
+        training (``train()``'s ``trainer.snapshots[epoch]``); they are cached, loaded or
+        stored and evaluated like ``stage``. One training gives every missing state.
+        """
         cache = self.sides[side]
-        if stage in cache["outputs"]:
-            return cache["outputs"][stage]
-        state = cache["states"].get(stage)
-        if state is None:
-            state = self._stored(side, stage)
-        if state is None:
+        snapshots = dict(snapshots or {})
+        stages = [stage] + [s for s in snapshots.values() if s != stage]
+        states = {}
+        for name in stages:
+            if name not in cache["outputs"]:
+                states[name] = cache["states"].get(name)
+                if states[name] is None:
+                    states[name] = self._stored(side, name)
+        trainer = None
+        if any(state is None for state in states.values()):
             trainer = train()
-            state = copy.deepcopy(trainer.model.state_dict())
-            self._store(side, stage, state)
-        else:
-            trainer = self._trainer(state, f"-{side}-{stage}")
-        cache["states"][stage] = state
-        cache["outputs"][stage] = evaluate_model(trainer, self.test_data, state)
-        return cache["outputs"][stage]
+            trained = {stage: copy.deepcopy(trainer.model.state_dict())}
+            trained.update({name: trainer.snapshots[epoch] for epoch, name in snapshots.items() if name != stage})
+            for name in states:
+                states[name] = trained[name]
+                self._store(side, name, trained[name])
+        for name, state in states.items():
+            cache["states"][name] = state
+            evaluated = trainer if trainer is not None and name == stage else \
+                self._trainer(state, f"-{side}-{name}", config)
+            cache["outputs"][name] = evaluate_model(evaluated, self.test_data, state)
+        return {name: cache["outputs"][name] for name in stages}
 
     def pretrain(self):
         """Pre-train A and B from the same initial parameters and seed; evaluate both."""
@@ -292,42 +320,67 @@ class StabilityRun:
                                  show_progress=self.show_progress)
                 return trainer
 
-            out[side] = self._model(side, "pretrained", train)
+            out[side] = self._model(side, "pretrained", train)["pretrained"]
         return self._row("original", out)
 
-    def _reference(self, side):
-        """Reference lists of the pre-trained ``side`` on its own training sequences."""
-        cache = self.sides[side]
-        if "reference" not in cache:
-            trainer = self._trainer(cache["states"]["pretrained"], f"-{side}-ref")
-            cache["reference"] = trainer.build_reference(self._seqs(side), self.show_progress)
-        return cache["reference"]
+    def _reference(self, side, config=None):
+        """Reference lists of the pre-trained ``side`` on its own training sequences (per ``finest_topk``)."""
+        cache, config = self.sides[side], config or self.config
+        key = ("reference", config["finest_topk"])
+        if key not in cache:
+            trainer = self._trainer(cache["states"]["pretrained"], f"-{side}-ref", config)
+            cache[key] = trainer.build_reference(self._seqs(side), self.show_progress)
+        return cache[key]
 
-    def finetune(self, method):
-        """Fine-tune A_pre and B_pre with ``method``; returns the result row."""
+    def method_config(self, method):
+        """The ``Config`` that ``method`` fine-tunes with: a copy with its overrides (``method_overrides``)."""
+        return with_overrides(self.config, {**self.method_overrides.get(method, {}), "finetune_method": method})
+
+    def finetune(self, method, epochs=()):
+        """Fine-tune A_pre and B_pre with ``method``; returns the result row.
+
+        Args:
+            epochs: fine-tuning epoch counts below the method's ``finest_epochs`` whose
+                intermediate states are evaluated too (rows in ``self.rows``, per-instance
+                values in ``self.instances``, both under ``epoch_label(method, e)``).
+        """
         if method == "original":
             return self.pretrain()
         if len(self.pretrained) < 2:
             self.pretrain()
-        cfg = self.config
-        cfg["finetune_method"] = method
+        cfg = self.method_config(method)
+        epochs = sorted({int(e) for e in epochs})
+        if epochs and not 0 < epochs[0] <= epochs[-1] < cfg["finest_epochs"]:
+            raise ValueError(f"{method}: evaluation epochs {epochs} must lie in 1..{cfg['finest_epochs'] - 1} "
+                             f"(below its finest_epochs)")
+        if epochs and cfg["finest_select_best"]:
+            raise ValueError(f"{method}: evaluation epochs need finest_select_best: False (the best-validation "
+                             f"model is not the state after a given epoch)")
+        outs = {e: {} for e in epochs}
         out = {}
         for side in ("A", "B"):
             def train(side=side):
-                trainer = self._trainer(self.sides[side]["states"]["pretrained"], f"-{side}-{method}")
+                trainer = self._trainer(self.sides[side]["states"]["pretrained"], f"-{side}-{method}", cfg)
                 reference = None
                 if trainer.method.regularizer:
-                    reference = self._reference("A" if cfg["reference_protocol"] == "shared" else side)
+                    reference = self._reference("A" if cfg["reference_protocol"] == "shared" else side, cfg)
                 init_seed(cfg["seed"] + 1, cfg["reproducibility"])
                 self.logger.info(set_color(f"model {side}: fine-tuning with {method}", "yellow"))
                 if trainer.method.finetune:
                     trainer.finetune(self._seqs(side), self.valid_data, reference, saved=self.saved,
-                                     show_progress=self.show_progress)
+                                     show_progress=self.show_progress, snapshot_epochs=epochs)
                 return trainer
 
             # A always preserves its own lists; B's fine-tuned model depends on the protocol
             independent = side == "B" and cfg["reference_protocol"] == "independent" and get_method(method).regularizer
-            out[side] = self._model(side, f"{method}@independent" if independent else method, train)
+            stage = f"{method}@independent" if independent else method
+            snapshots = {e: epoch_label(stage, e) for e in epochs}
+            outputs = self._model(side, stage, train, snapshots, cfg)
+            out[side] = outputs[stage]
+            for e in epochs:
+                outs[e][side] = outputs[snapshots[e]]
+        for e in epochs:
+            self._row(epoch_label(method, e), outs[e])
         return self._row(method, out)
 
     def _row(self, method, out):
@@ -347,6 +400,7 @@ class StabilityRun:
             if key in results["A"]:
                 row[key] = results["A"][key]
                 row[f"{key} (B)"] = results["B"][key]
+        self.rows[method] = row
         return row
 
 

@@ -16,7 +16,12 @@ trained twice:
   an interrupted study loads it instead of training again;
 * a finished cell (one method of one perturbation and seed) is a JSON file
   ``<study_dir>/cells/<model>/<selection>-<kind>-r<ratio>/seed<seed>/<method>.json`` (plus
-  the per-instance arrays in ``.npz``); a resumed study skips it.
+  the per-instance arrays in ``.npz``); a resumed study skips it. With ``study_eval_epochs``
+  the states after earlier epochs of the same fine-tuning are cells too
+  (``<method>@e<epoch>.json``, :mod:`recbole_finest.study_epochs`).
+
+``study_method_config`` gives a method its own fine-tuning keys
+(:mod:`recbole_finest.method_config`); each cell records them (``method_config``).
 
 After the grid, :mod:`recbole_finest.report` writes ``results.md`` / ``results.csv`` /
 ``tests.csv`` / ``results.json`` and the plots into ``study_dir`` next to the resolved
@@ -41,11 +46,12 @@ import yaml
 from recbole.utils import init_logger, init_seed, set_color
 from tqdm import tqdm
 
-from recbole_finest import report
+from recbole_finest import report, study_epochs
 from recbole_finest.config import Config
 from recbole_finest.data.perturb import KINDS, SELECTIONS, perturbation_size
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import atomic_path, check_writable, write_json, write_text
+from recbole_finest.method_config import method_overrides
 from recbole_finest.stability import StabilityRun
 
 GRID_KEYS = ("study_models", "study_methods", "study_selections", "study_kinds", "study_ratios", "study_seeds")
@@ -309,9 +315,10 @@ def interaction_cells(context, seed, perturbation, methods):
         return folder.state(model, seed, side, stage, key) if save_models else None
 
     run = StabilityRun(cfg, context.train_data, context.valid_data, context.test_data, context.saved,
-                       context.show_progress, shared=context.shared, state_path=state_path)
+                       context.show_progress, shared=context.shared, state_path=state_path,
+                       method_overrides=method_overrides(cfg))
     context.info["n_perturbed"] = int(len(run.perturbation.selected_ids))
-    return {method: (run.finetune(method), run.instances[method]) for method in methods}
+    return study_epochs.finetune_cells(run, methods)  # methods: cell labels, "<method>@e<epoch>" included
 
 
 register_family("interaction", interaction_cells, check_interaction_grid)
@@ -407,6 +414,9 @@ def run_study(model=None, dataset=None, config_file_list=None, config_dict=None,
         raise ValueError("config key 'pretrained_model_path' applies to one stability run; a study trains "
                          "model A for every seed (remove the key, or run python run_recbole_finest.py without --study)")
     folder = StudyFolder(study_folder(base))
+    # per-method settings and eval epochs of every model, checked before any training
+    cells = study_epochs.expand_cells(cells, {m: _model_config(m, dataset, config_file_list, config_dict, overrides)
+                                              for m in cells})
     check_writable(folder.root, "study_dir")
     if saved:
         check_writable(base["checkpoint_dir"], "checkpoint_dir")
@@ -432,6 +442,11 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
     checked = [_check_fingerprint(folder, model, config) for model, config in configs.items()]
     for entry in checked:
         _store_fingerprint(entry)
+    method_settings = {model: method_overrides(config, model) for model, config in configs.items()}
+    for model, seeds in cells.items():  # a method's cells were computed with its current settings
+        labels = [m for perts in seeds.values() for ms in perts.values() for m in ms]
+        study_epochs.check_method_settings(os.path.join(folder.root, "configs", f"{model}.methods.json"), model,
+                                           method_settings[model], labels)
     write_json(os.path.join(folder.root, "study.json"), {"grids": grids, "argv": sys.argv, "n_cells": n_total})
     logger.info(set_color("stability study", "green") + f": {n_total} cells in {folder.root}")
     records, n_done, computed = [], 0, 0
@@ -441,7 +456,7 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                 for seed, perts in seeds.items() for pert, methods in perts.items()]
         n_model = sum(len(m) for perts in seeds.values() for m in perts.values())
         progress.update(n_model - sum(len(t[2]) for t in todo))  # finished earlier
-        config = configs[model]
+        config, settings = configs[model], method_settings[model]
         if not any(t[2] for t in todo):
             logger.info(f"{model}: all {n_model} cells finished earlier")
         else:
@@ -467,7 +482,7 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                     row, instances = out[method]
                     record = {
                         "model": model, "dataset": config["dataset"], "seed": seed, "selection": pert[0],
-                        "kind": pert[1], "ratio": pert[2], "method": method,
+                        "kind": pert[1], "ratio": pert[2], **study_epochs.cell_fields(config, method, settings),
                         "family": family,
                         "n_perturbed": context.info.get("n_perturbed"), "n_training_interactions": context.n_rows,
                         "n_test_instances": None if instances is None else int(len(instances["user"])),
@@ -519,11 +534,17 @@ def write_report(base, grids, cells, folder, records):
     logger = getLogger()
     reference = base["study_reference_method"]
     methods = list(OrderedDict.fromkeys(m for g in grids for m in g["methods"]))
-    stats_ = report.summarize(records, methods=methods, reference=reference)
+    stats_ = report.summarize([r for r in records if report.is_final(r)], methods=methods, reference=reference)
     groups = user_groups(base, grids, cells, folder, reference)
     text = report.write_tables(folder.root, stats_, extra={"user_groups": groups, "grids": grids, "cells": records})
     dpi = base["study_plot_dpi"]
     plots = {}
+    if not all(report.is_final(r) for r in records):  # study_eval_epochs: the epoch curves
+        curves = report.epoch_curves(records, methods=methods)
+        write_text(os.path.join(folder.root, "epochs.md"), report.epoch_markdown(curves) + "\n")
+        write_text(os.path.join(folder.root, "epochs.csv"), report.to_csv(curves))
+        if report.plot_epoch_gain(records, os.path.join(folder.root, "epoch_gain.png"), methods=methods, dpi=dpi):
+            plots["epoch_gain"] = "epoch_gain.png"
     if report.plot_scale(stats_["summary"], os.path.join(folder.root, "scale_rbo.png"),
                          methods=("original", reference), dpi=dpi):
         plots["scale"] = "scale_rbo.png"

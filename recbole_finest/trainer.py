@@ -93,6 +93,7 @@ class FinestTrainer(Trainer):
         self.run_id = run_id or new_run_id()
         self.run_dir = os.path.join(self.checkpoint_dir, f"{config['model']}-{self.run_id}")
         self._sequences_cache = {}
+        self.snapshot_epochs, self.snapshots = frozenset(), {}  # finetune(snapshot_epochs=...)
 
     # ------------------------------------------------------------------ data
     def sequences_of(self, train_data):
@@ -192,14 +193,17 @@ class FinestTrainer(Trainer):
         return self.reference
 
     def finetune(self, train_data, valid_data=None, reference=None, verbose=True, saved=True,
-                 show_progress=False, callback_fn=None):
+                 show_progress=False, callback_fn=None, snapshot_epochs=()):
         """Phase 3: ``finest_epochs`` epochs of ``finetune_method``.
 
         Args:
             reference: ``ReferenceLists`` to preserve (default: built now from the current
                 model on ``train_data``'s original sequences). The stability protocol
                 passes model A's lists to model B (``reference_protocol: shared``).
+            snapshot_epochs: epoch counts e whose states are kept: ``self.snapshots[e]`` is
+                a copy of the state dict after the e-th fine-tuning epoch of this run.
         """
+        self.snapshot_epochs, self.snapshots = frozenset(int(e) for e in snapshot_epochs), {}
         if reference is not None:
             self.reference = reference
         if self.method.regularizer and self.reference is None:
@@ -241,6 +245,8 @@ class FinestTrainer(Trainer):
             raise ValueError("the training split produced no training instances")
         values = tuple(total.tolist())  # one host sync per epoch
         self._check_nan(torch.tensor(sum(values)))
+        if self.phase == FINETUNE and epoch_idx + 1 in self.snapshot_epochs:
+            self.snapshots[epoch_idx + 1] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return values if len(values) > 1 else values[0]
 
     def batch_losses(self, batch):

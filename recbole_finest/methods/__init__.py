@@ -42,6 +42,8 @@ class FinetuneMethod:
             term of each fine-tuning batch (adversarial methods).
         augment: optional ``f(trainer, sequences, epoch) -> sequences``, applied to the
             training sequences each fine-tuning epoch after the simulation (APT's fake users).
+        strength: the config key of the method's one strength knob (what a per-method
+            search tunes next to ``finest_learning_rate``); None = nothing to tune.
     """
 
     name: str
@@ -52,27 +54,33 @@ class FinetuneMethod:
     score_term: bool = True
     extra_loss: Optional[Callable] = None
     augment: Optional[Callable] = None
+    strength: Optional[str] = None
 
 
 METHODS = {
     m.name: m
     for m in (
-        FinetuneMethod("finest"),
-        FinetuneMethod("finest_no_sim", simulation=None),
-        FinetuneMethod("finest_no_reg", regularizer=False),
-        FinetuneMethod("finest_order_only", score_term=False),
-        FinetuneMethod("finest_score_only", order_term=False),
+        FinetuneMethod("finest", strength="finest_lambda"),
+        FinetuneMethod("finest_no_sim", simulation=None, strength="finest_lambda"),
+        FinetuneMethod("finest_no_reg", regularizer=False, strength="finest_sim_ratio"),
+        FinetuneMethod("finest_order_only", score_term=False, strength="finest_lambda"),
+        FinetuneMethod("finest_score_only", order_term=False, strength="finest_lambda"),
         FinetuneMethod("original", finetune=False, simulation=None, regularizer=False),
-        FinetuneMethod("random", simulation="random", regularizer=False),
-        FinetuneMethod("earliest_random", simulation="earliest", regularizer=False),
-        FinetuneMethod("latest_random", simulation="latest", regularizer=False),
-        FinetuneMethod("apt", simulation=None, regularizer=False, augment=apt_augment),
-        FinetuneMethod("acae", simulation=None, regularizer=False, extra_loss=acae_loss),
-        FinetuneMethod("apr_fgsm", simulation=None, regularizer=False, extra_loss=apr_fgsm_loss),
-        FinetuneMethod("apr_bim", simulation=None, regularizer=False, extra_loss=apr_bim_loss),
-        FinetuneMethod("apr_pgd", simulation=None, regularizer=False, extra_loss=apr_pgd_loss),
-        FinetuneMethod("pamacf", simulation=None, regularizer=False, extra_loss=pamacf_loss),
-        FinetuneMethod("vat", simulation=None, regularizer=False, extra_loss=vat_loss),
+        FinetuneMethod("random", simulation="random", regularizer=False, strength="finest_sim_ratio"),
+        FinetuneMethod("earliest_random", simulation="earliest", regularizer=False,
+                       strength="finest_sim_ratio"),
+        FinetuneMethod("latest_random", simulation="latest", regularizer=False, strength="finest_sim_ratio"),
+        FinetuneMethod("apt", simulation=None, regularizer=False, augment=apt_augment, strength="apt_fake_users"),
+        FinetuneMethod("acae", simulation=None, regularizer=False, extra_loss=acae_loss,
+                       strength="adv_eps"),
+        FinetuneMethod("apr_fgsm", simulation=None, regularizer=False, extra_loss=apr_fgsm_loss,
+                       strength="adv_eps"),
+        FinetuneMethod("apr_bim", simulation=None, regularizer=False, extra_loss=apr_bim_loss,
+                       strength="adv_eps"),
+        FinetuneMethod("apr_pgd", simulation=None, regularizer=False, extra_loss=apr_pgd_loss,
+                       strength="adv_eps"),
+        FinetuneMethod("pamacf", simulation=None, regularizer=False, extra_loss=pamacf_loss, strength="pamacf_rho"),
+        FinetuneMethod("vat", simulation=None, regularizer=False, extra_loss=vat_loss, strength="vat_rho"),
     )
 }
 

@@ -1,0 +1,185 @@
+"""Per-method tuning: the same search budget for every method, its chosen settings as one YAML.
+
+    python run_recbole_finest.py --tune_methods --config_files "properties/study/reddit_paper.yaml \
+        properties/study/tune_paper.yaml" [--search_space properties/tune/methods.yaml]
+
+For every model (``study_models``, else ``model``) and every method (``tune_methods``, else
+``study_methods`` without ``original``) one Ray Tune search (:func:`recbole_finest.tune.run_tune`)
+draws ``tune_num_samples`` trials of that method from its own space: ``finest_learning_rate``
+and the method's one strength knob (``FinetuneMethod.strength``: ``finest_lambda`` for the
+FINEST variants, ``adv_eps`` for ``acae`` / ``apr_*``, ``pamacf_rho``, ``vat_rho``,
+``finest_sim_ratio`` for ``random`` and ``finest_no_reg``, ...), with the ranges of the
+search-space file. Every search uses the same objective (``tune_metric`` on the validation
+split, ``tune_accuracy_metric`` at most ``tune_max_accuracy_drop`` below the not fine-tuned
+model), the same pre-trained pair (cached under ``<tune_dir>/pretrained``) and the same
+number of trials.
+
+Outputs under ``<tune_dir>/<tune_name>/`` (``tune_name`` ~ = ``methods-<dataset>``): one
+Ray search folder ``<tune_name>-<model>-<method>`` per search (next to it), ``spaces/`` (each
+method's search space), ``chosen/<model>-<method>.json`` (the best trial of a finished
+search; a rerun skips that search) and ``methods.yaml``: ``study_method_config`` with the
+chosen settings per model and method, ready to be listed after a study's config files.
+"""
+
+import json
+import os
+from collections import OrderedDict
+from logging import getLogger
+
+import yaml
+from recbole.utils import init_logger, set_color
+
+from recbole_finest.config import Config, properties_dir
+from recbole_finest.fileio import write_json, write_text
+from recbole_finest.methods import get_method
+
+LEARNING_RATE = "finest_learning_rate"
+
+
+def method_space(space, method):
+    """The search space of ``method``: ``finest_learning_rate`` and its strength knob, from ``space``.
+
+    Raises ``ValueError`` for a method without a knob (``original``) or a knob that
+    ``space`` does not hold.
+    """
+    knob = get_method(method).strength
+    if knob is None:
+        raise ValueError(f"config key 'tune_methods': {method} has no fine-tuning settings to tune")
+    missing = [k for k in (LEARNING_RATE, knob) if k not in space]
+    if missing:
+        raise ValueError(f"search space: {method} needs a range for {', '.join(missing)}")
+    return {LEARNING_RATE: space[LEARNING_RATE], knob: space[knob]}
+
+
+def expected_trials(space, num_samples):
+    """Trials of a complete search: ``num_samples`` x the product of the space's grid sizes."""
+    n = num_samples
+    for value in space.values():
+        if isinstance(value, dict) and list(value) == ["grid"]:
+            n *= len(value["grid"])
+    return n
+
+
+def tuned_models_and_methods(config):
+    """``(models, methods)`` of the per-method tuning, validated before any search."""
+    from recbole_finest.study import _as_list
+
+    models = _as_list(config, "study_models", [config["model"]])
+    methods = config["tune_methods"] or [m for m in _as_list(config, "study_methods") if m != "original"]
+    if not isinstance(methods, (list, tuple)) or not methods:
+        raise ValueError(f"config key 'tune_methods' must be ~ or a non-empty list of methods, got {methods!r}")
+    for method in methods:
+        try:
+            get_method(method)
+        except ValueError:
+            raise ValueError(f"config key 'tune_methods': unknown method {method!r}") from None
+    return models, list(methods)
+
+
+def methods_yaml(chosen, header=()):
+    """YAML text of ``study_method_config: {model: {method: {key: value}}}`` from chosen records."""
+    body = OrderedDict()
+    for record in chosen:
+        body.setdefault(record["model"], {})[record["method"]] = dict(record["params"])
+    comments = "".join(f"# {line}\n" for line in header)
+    return comments + yaml.safe_dump({"study_method_config": {m: dict(v) for m, v in body.items()}},
+                                     sort_keys=False, default_flow_style=None)
+
+
+def _read_chosen(folder):
+    out = []
+    chosen_dir = os.path.join(folder, "chosen")
+    for name in sorted(os.listdir(chosen_dir)) if os.path.isdir(chosen_dir) else ():
+        if name.endswith(".json"):
+            with open(os.path.join(chosen_dir, name), encoding="utf-8") as f:
+                out.append(json.load(f))
+    return out
+
+
+def write_methods_yaml(folder, base, search_space):
+    """``<folder>/methods.yaml`` from every ``chosen/`` record; returns ``(chosen, path)``."""
+    chosen = _read_chosen(folder)
+    header = [
+        "Per-method settings chosen by run_recbole_finest.py --tune_methods (recbole-finest).",
+        f"Objective: validation {base['tune_metric']} with {base['tune_accuracy_metric']} at most "
+        f"{base['tune_max_accuracy_drop']} (relative) below the not fine-tuned model; {base['tune_num_samples']} "
+        f"trials per method, finest_epochs {base['finest_epochs']}, search space {search_space}.",
+    ] + [f"{r['model']} {r['method']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items())
+         + ("" if r["feasible"] else " (INFEASIBLE: no trial met the accuracy bound; the closest one)")
+         for r in chosen]
+    path = os.path.join(folder, "methods.yaml")
+    write_text(path, methods_yaml(chosen, header))
+    return chosen, path
+
+
+def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dict=None, search_space=None,
+                     ray_address=None):
+    """Tune every (model, method) with the same budget; write ``methods.yaml``.
+
+    Args mirror :func:`recbole_finest.tune.run_tune`; ``search_space`` (default
+    ``properties/tune/methods.yaml``) gives the range of each knob.
+
+    Returns:
+        dict: ``folder``, ``chosen`` (one record per finished search: ``model``, ``method``,
+        ``params``, ``metrics``, ``feasible``, ``search``), ``methods_yaml`` (path),
+        ``searched`` (the (model, method) pairs searched in this call).
+    """
+    import ray
+
+    from recbole_finest.study import _first_model
+    from recbole_finest.tune import CLI_KEYS, _init_ray, _isolated, load_search_space, run_tune
+
+    first = _first_model(model, config_file_list, config_dict)
+    base = Config(first, dataset, config_file_list, config_dict)
+    init_logger(base)
+    logger = getLogger()
+    models, methods = tuned_models_and_methods(base)
+    search_space = search_space or os.path.join(properties_dir(), "tune", "methods.yaml")
+    space = load_search_space(search_space, known_keys=set(base.final_config_dict))
+    spaces = {m: method_space(space, m) for m in methods}  # every missing range fails before any search
+    prefix = base["tune_name"] or f"methods-{base['dataset']}"
+    folder = os.path.join(os.path.abspath(base["tune_dir"]), prefix)
+    for method, sub in spaces.items():
+        write_text(os.path.join(folder, "spaces", f"{method}.yaml"), yaml.safe_dump(sub, sort_keys=False))
+    searched = []
+    command_line = {k: v for k, v in base.cmd_config_dict.items() if k not in CLI_KEYS}
+    started = _init_ray(base, ray_address)  # one Ray for every search
+    try:
+        for model_name in models:
+            for method in methods:
+                done = os.path.join(folder, "chosen", f"{model_name}-{method}.json")
+                if os.path.isfile(done):
+                    logger.info(f"{model_name} {method}: tuned earlier ({done})")
+                    continue
+                name = f"{prefix}-{model_name}-{method}"
+                logger.info(set_color(f"per-method tuning: {model_name} {method}", "green")
+                            + f" over {', '.join(spaces[method])}")
+                overrides = {**(config_dict or {}), **command_line, "finetune_method": method, "tune_name": name}
+                with _isolated():  # the command line is in `overrides`; it must not override them again
+                    out = run_tune(model_name, dataset, config_file_list, overrides,
+                                   search_space=os.path.join(folder, "spaces", f"{method}.yaml"),
+                                   ray_address=ray_address)
+                searched.append((model_name, method))
+                expected = expected_trials(spaces[method], base["tune_num_samples"])
+                finished = [r for r in out["rows"] if r["status"] == "ok" or (
+                    r["status"] == "failed" and r.get("error") != "no result reported")]
+                if len(finished) < expected:  # interrupted: not chosen, the next call searches again
+                    logger.warning(f"{model_name} {method}: {len(finished)} of {expected} trials finished; "
+                                   f"not chosen, a rerun searches it again")
+                    continue
+                if out["best"] is None:
+                    logger.error(f"{model_name} {method}: every trial failed ({out['table_md']}); not chosen")
+                    continue
+                best = out["best"]
+                write_json(done, {
+                    "model": model_name, "method": method, "params": {k: best[k] for k in spaces[method]},
+                    "metrics": {k: best[k] for k in ("rbo", "jaccard@10", "ndcg@10", "mrr") if k in best},
+                    "feasible": bool(best["feasible"]), "objective": best["objective"], "search": out["folder"],
+                })
+                write_methods_yaml(folder, base, search_space)  # usable while later searches run
+    finally:
+        if started:
+            ray.shutdown()
+    chosen, path = write_methods_yaml(folder, base, search_space)
+    logger.info(set_color("per-method settings", "yellow") + f": {path}")
+    return {"folder": folder, "chosen": chosen, "methods_yaml": path, "searched": searched}

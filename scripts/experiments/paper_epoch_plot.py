@@ -1,0 +1,56 @@
+"""Issue-14 figure: RBO gain over Original vs fine-tuning epochs for FINEST, finest_no_sim and the best baseline.
+
+Reads the cells of finished study folders (``results.json``, written by every study run)
+and draws one panel per (dataset, model, selection, kind, ratio):
+
+    python scripts/experiments/paper_epoch_plot.py runs/paper-reddit runs/paper-wikipedia \
+        --out docs/paper_epoch_gain.png [--methods finest finest_no_sim acae]
+
+Without ``--methods``: FINEST, ``finest_no_sim`` and, per study, the baseline (no FINEST
+variant, not Original) with the highest mean final-epoch RBO over its groups.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+
+from recbole_finest import report  # noqa: E402
+
+
+def best_baseline(cells, metric="rbo"):
+    """The final-epoch method, neither Original nor a FINEST variant, with the highest mean ``metric``."""
+    values = {}
+    for c in cells:
+        method = c["method"]
+        if report.is_final(c) and method != "original" and not method.startswith("finest") and metric in c["metrics"]:
+            values.setdefault(method, []).append(c["metrics"][metric])
+    return max(values, key=lambda m: np.mean(values[m])) if values else None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("studies", nargs="+", help="study folders (with results.json)")
+    parser.add_argument("--out", default="docs/paper_epoch_gain.png")
+    parser.add_argument("--methods", nargs="*", default=None)
+    parser.add_argument("--dpi", type=int, default=100)
+    args = parser.parse_args()
+    cells, methods = [], list(args.methods or ["finest", "finest_no_sim"])
+    for folder in args.studies:
+        with open(os.path.join(folder, "results.json"), encoding="utf-8") as f:
+            study = json.load(f)["cells"]
+        best = None if args.methods else best_baseline(study)
+        if best and best not in methods:
+            methods.append(best)
+        # one panel per dataset: the dataset goes into the model's name
+        cells += [{**c, "model": f"{c['dataset']} {c['model']}"} for c in study]
+    n = report.plot_epoch_gain(cells, args.out, methods=methods, dpi=args.dpi)
+    print(f"{args.out}: {n} panels, methods {', '.join(methods)}")
+
+
+if __name__ == "__main__":
+    main()
