@@ -21,8 +21,8 @@ from recbole_finest.quick_start import run_recbole_finest
 
 #: run modes (flags); at most one may be given
 MODES = ("study", "update", "tune")
-#: options that belong to one mode
-MODE_OPTIONS = {"search_space": "tune", "ray_address": "tune"}
+#: options that belong to some modes only
+MODE_OPTIONS = {"search_space": ("tune",), "ray_address": ("tune", "study")}
 
 
 def parse_args(argv=None):
@@ -39,7 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--update", action="store_true", help="v1 -> v2 update strategies and churn report (docs/update.md)")
     parser.add_argument("--tune", action="store_true", help="Ray Tune search (docs/tuning.md)")
     parser.add_argument("--search_space", type=str, default=None, help="--tune: search-space .yaml (default: properties/tune/finest.yaml)")
-    parser.add_argument("--ray_address", type=str, default=None, help="--tune: join this Ray cluster (auto = the local `ray start` one)")
+    parser.add_argument("--ray_address", type=str, default=None,
+                        help="--tune, or --study with study_backend: ray: join this Ray cluster (auto = the local `ray start` one)")
     args, rest = parser.parse_known_args(argv)
     for i, arg in enumerate(rest):
         key, sep, _ = arg[2:].partition("=")
@@ -55,9 +56,10 @@ def parse_args(argv=None):
     modes = [m for m in MODES if getattr(args, m)]
     if len(modes) > 1:
         parser.error(f"--{' and --'.join(modes)} are different modes; give at most one")
-    for option, mode in MODE_OPTIONS.items():
-        if getattr(args, option) is not None and mode not in modes:
-            parser.error(f"--{option} belongs to --{mode}; add --{mode} or drop --{option}")
+    for option, allowed in MODE_OPTIONS.items():
+        if getattr(args, option) is not None and not set(allowed) & set(modes):
+            belongs = " or --".join(allowed)
+            parser.error(f"--{option} belongs to --{belongs}; add --{allowed[0]} or drop --{option}")
     return args
 
 
@@ -82,7 +84,8 @@ def _main(argv=None):
     if args.study:
         from recbole_finest.study import run_study
 
-        return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None)
+        return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None,
+                         ray_address=args.ray_address)
     if args.update:
         from recbole_finest.update import run_update
 
