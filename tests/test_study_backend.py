@@ -74,3 +74,13 @@ def test_bad_backend_keys_fail_before_training(tmp_path, key, value, message):
         with pytest.raises(ValueError, match=key) as error:
             Config("SASRec", "ml-100k", config_dict={**TINY, "study_backend": "ray", key: value})
     assert message in str(error.value)
+
+
+def test_ray_address_belongs_to_study_and_tune(capsys):
+    import run_recbole_finest
+
+    assert run_recbole_finest.parse_args(["--study", "--ray_address=auto"]).ray_address == "auto"
+    assert run_recbole_finest.parse_args(["--tune", "--ray_address=auto"]).ray_address == "auto"
+    with pytest.raises(SystemExit):
+        run_recbole_finest.parse_args(["--ray_address=auto"])
+    assert "--ray_address belongs to --tune or --study" in capsys.readouterr().err
