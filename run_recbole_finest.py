@@ -22,8 +22,8 @@ from recbole_finest.quick_start import run_recbole_finest
 
 #: run modes (flags); at most one may be given
 MODES = ("study", "update", "tune", "tune_methods")
-#: options that belong to some modes
-MODE_OPTIONS = {"search_space": ("tune", "tune_methods"), "ray_address": ("tune", "tune_methods")}
+#: options that belong to some modes only
+MODE_OPTIONS = {"search_space": ("tune", "tune_methods"), "ray_address": ("tune", "tune_methods", "study")}
 
 
 def parse_args(argv=None):
@@ -44,7 +44,9 @@ def parse_args(argv=None):
     parser.add_argument("--search_space", type=str, default=None,
                         help="--tune: search-space .yaml (default: properties/tune/finest.yaml; --tune_methods: "
                              "properties/tune/methods.yaml)")
-    parser.add_argument("--ray_address", type=str, default=None, help="--tune: join this Ray cluster (auto = the local `ray start` one)")
+    parser.add_argument("--ray_address", type=str, default=None,
+                        help="--tune / --tune_methods, or --study with study_backend: ray: join this Ray cluster "
+                             "(auto = the local `ray start` one)")
     args, rest = parser.parse_known_args(argv)
     for i, arg in enumerate(rest):
         key, sep, _ = arg[2:].partition("=")
@@ -88,7 +90,8 @@ def _main(argv=None):
     if args.study:
         from recbole_finest.study import run_study
 
-        return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None)
+        return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None,
+                         ray_address=args.ray_address)
     if args.update:
         from recbole_finest.update import run_update
 

@@ -223,6 +223,8 @@ KEYS = {k.name: k for k in (
     _key("study_group_fraction", 0.2, Check(lambda v: _is_number(v) and 0 < v <= 0.5, "a number in (0, 0.5]")),
     _key("study_save_models", True, BOOL),
     _key("study_plot_dpi", 80, POSITIVE_INT),
+    _key("study_backend", "local", one_of("local", "ray")),
+    _key("study_resources_per_cell", {"cpu": 1, "gpu": 0}, RESOURCES),
     # --- tuning
     _key("tune_dir", "saved/tune", TEXT),
     _key("tune_name", None, optional(TEXT)),

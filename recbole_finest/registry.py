@@ -6,12 +6,14 @@ sequential dataset's prefix augmentation). Everything else uses RecBole's public
 only.
 
 Call :func:`register` once (idempotent) before building a ``recbole.config.Config``
-that names plugin metrics (``metrics: [RBO, Jaccard, MRR, Recall]``).
+that names plugin metrics (``metrics: [RBO, Jaccard, MRR, Recall]``); it also makes
+RecBole 1.2.1 work under NumPy 2 (:func:`patch_numpy_aliases`).
 """
 from __future__ import annotations
 
 import copy
 import functools
+import warnings
 
 import numpy as np
 import torch
@@ -19,6 +21,51 @@ import torch
 #: Field of a :class:`PrefixFreeSequentialDataset` row: where its item list starts in the
 #: dataset's per-user interaction arrays (``history``).
 HISTORY_START_FIELD = "finest_history_start"
+
+
+#: NumPy aliases that RecBole 1.2.1 assigns in ``Config.compatibility_settings`` and reads
+#: (``np.float`` in ``recbole.evaluator.metrics``, ``np.bool`` in GAUC, ``np.long`` ...), each
+#: mapped to a name that exists in NumPy 1 and NumPy 2 alike. RecBole assigns them from
+#: ``np.float_`` / ``np.complex_`` / ``np.unicode_``, which NumPy 2 removed, so every
+#: RecBole ``Config`` fails there under NumPy 2.
+NUMPY_ALIASES = {
+    "bool": "bool_", "int": "int_", "float": "float64", "complex": "complex128",
+    "object": "object_", "str": "str_", "long": "int_", "unicode": "str_",
+}
+
+
+def set_numpy_aliases() -> list:
+    """Set ``np.<alias>`` (``NUMPY_ALIASES``) where NumPy lacks it; returns the names set.
+
+    A name NumPy still has is left alone (NumPy 2 has ``np.bool`` and ``np.long`` again).
+    """
+    added = []
+    for alias, target in NUMPY_ALIASES.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NumPy < 1.24 warns on the deprecated aliases
+            present = hasattr(np, alias)
+        if not present:
+            setattr(np, alias, getattr(np, target))
+            added.append(alias)
+    return added
+
+
+def _compatibility_settings(self) -> None:
+    """``recbole.config.Config.compatibility_settings`` that works under NumPy 1 and 2."""
+    set_numpy_aliases()
+
+
+def patch_numpy_aliases() -> None:
+    """Replace RecBole's ``Config.compatibility_settings`` by one valid under NumPy 2. Idempotent.
+
+    RecBole calls it from ``Config.__init__``; the replacement sets the same aliases from
+    names both NumPy versions have, and only where NumPy lacks them. They are set once here
+    too, so RecBole's metric functions work before any ``Config`` is built.
+    """
+    from recbole.config import configurator
+
+    configurator.Config.compatibility_settings = _compatibility_settings
+    set_numpy_aliases()
 
 
 def register_metrics() -> None:
@@ -58,7 +105,8 @@ def register_metrics() -> None:
 
 
 def register() -> None:
-    """Register every plugin component with RecBole (currently: metrics). Idempotent."""
+    """Make RecBole work under NumPy 2 and register the plugin's metrics with it. Idempotent."""
+    patch_numpy_aliases()
     register_metrics()
 
 

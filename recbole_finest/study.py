@@ -53,6 +53,7 @@ from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import atomic_path, check_writable, write_json, write_text
 from recbole_finest.method_config import method_overrides
 from recbole_finest.stability import StabilityRun
+from recbole_finest.study_backend import check_backend, ray_groups
 
 GRID_KEYS = ("study_models", "study_methods", "study_selections", "study_kinds", "study_ratios", "study_seeds")
 # keys that may differ between runs resuming the same study folder
@@ -324,6 +325,27 @@ def interaction_cells(context, seed, perturbation, methods):
 register_family("interaction", interaction_cells, check_interaction_grid)
 
 
+def compute_group(context, runner, seed, pert, methods):
+    """Compute the cells ``methods`` of one (seed, perturbation) group and write them; returns the start time."""
+    start, model, family = time.time(), context.config["model"], context.config["perturb_family"] or "interaction"
+    context.set_cell(seed, pert)
+    out = runner(context, seed, dict(zip(("selection", "kind", "ratio"), pert)), methods)
+    settings = method_overrides(context.config, model)
+    for method in methods:
+        row, instances = out[method]
+        record = {
+            "model": model, "dataset": context.config["dataset"], "seed": seed, "selection": pert[0],
+            "kind": pert[1], "ratio": pert[2], **study_epochs.cell_fields(context.config, method, settings),
+            "family": family,
+            "n_perturbed": context.info.get("n_perturbed"), "n_training_interactions": context.n_rows,
+            "n_test_instances": None if instances is None else int(len(instances["user"])),
+            "metrics": {k: v for k, v in row.items() if k != "method"},
+            "elapsed_s": round(time.time() - start, 1),
+        }
+        context.folder.write_cell((model, seed, *pert, method), record, instances)
+    return start
+
+
 def _model_config(model, dataset, config_file_list, config_dict, overrides):
     cfg_dict = dict(config_dict or {})
     cfg_dict.update(overrides.get(model, {}) if overrides else {})
@@ -390,11 +412,12 @@ def _store_fingerprint(checked):
 
 
 # ---------------------------------------------------------------------------------- the study
-def run_study(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+def run_study(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, ray_address=None):
     """Run (or resume) the grid of the ``study_*`` keys and write its reports.
 
     Args mirror :func:`recbole_finest.quick_start.run_recbole_finest`; ``model`` may be
-    omitted when ``study_models`` is given.
+    omitted when ``study_models`` is given. ``ray_address``: the Ray cluster of
+    ``study_backend: ray`` (None = start Ray on this machine).
 
     Returns:
         dict: ``folder`` (the study folder), ``summary`` / ``tests`` (see
@@ -406,6 +429,7 @@ def run_study(model=None, dataset=None, config_file_list=None, config_dict=None,
     first = _first_model(model, config_file_list, config_dict)
     base = Config(model=first, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     grids = resolve_grid(base)
+    check_backend(base)
     cells = grid_cells(grids)
     overrides = base["study_model_config"] or {}
     if not isinstance(overrides, dict):
@@ -428,13 +452,15 @@ def run_study(model=None, dataset=None, config_file_list=None, config_dict=None,
     handler.setFormatter(Formatter("%(asctime)s %(levelname)s  %(message)s", "%d %b %H:%M"))
     logger.addHandler(handler)
     try:
-        return _run(base, grids, cells, overrides, folder, dataset, config_file_list, config_dict, saved, load_data)
+        return _run(base, grids, cells, overrides, folder, dataset, config_file_list, config_dict, saved, load_data,
+                    ray_address)
     finally:
         logger.removeHandler(handler)
         handler.close()
 
 
-def _run(base, grids, cells, overrides, folder, dataset, config_file_list, config_dict, saved, load_data):
+def _run(base, grids, cells, overrides, folder, dataset, config_file_list, config_dict, saved, load_data,
+         ray_address=None):
     logger = getLogger()
     n_total = sum(len(m) for seeds in cells.values() for perts in seeds.values() for m in perts.values())
     configs = {model: _model_config(model, dataset, config_file_list, config_dict, overrides) for model in cells}
@@ -471,25 +497,14 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                 except ValueError as e:
                     raise ValueError(f"config key 'study_ratios': {e}") from None
             runner, _ = get_family(family)
-            for seed, pert, methods in todo:
-                if not methods:
-                    continue
-                start = time.time()
-                context.set_cell(seed, pert)
-                out = runner(context, seed, dict(zip(("selection", "kind", "ratio"), pert)), methods)
+            groups = [(seed, pert, methods) for seed, pert, methods in todo if methods]
+            if base["study_backend"] == "ray":  # the same groups as Ray tasks (recbole_finest.study_backend)
+                finished = ray_groups(base, config, runner, groups, saved, config_file_list, config_dict,
+                                      overrides, folder, ray_address)
+            else:
+                finished = ((*g, compute_group(context, runner, *g)) for g in groups)
+            for seed, pert, methods, start in finished:
                 computed += 1
-                for method in methods:
-                    row, instances = out[method]
-                    record = {
-                        "model": model, "dataset": config["dataset"], "seed": seed, "selection": pert[0],
-                        "kind": pert[1], "ratio": pert[2], **study_epochs.cell_fields(config, method, settings),
-                        "family": family,
-                        "n_perturbed": context.info.get("n_perturbed"), "n_training_interactions": context.n_rows,
-                        "n_test_instances": None if instances is None else int(len(instances["user"])),
-                        "metrics": {k: v for k, v in row.items() if k != "method"},
-                        "elapsed_s": round(time.time() - start, 1),
-                    }
-                    folder.write_cell((model, seed, *pert, method), record, instances)
                 n_done += len(methods)
                 progress.update(len(methods))
                 logger.info(set_color("cell done", "blue") + f": {model} seed {seed} {pert[0]} {pert[1]} "

@@ -209,7 +209,7 @@ def pretrain_digest(config):
 
 
 @contextlib.contextmanager
-def _isolated():
+def isolated():
     """Build a ``Config`` without reading ``sys.argv`` or leaking ``CUDA_VISIBLE_DEVICES``.
 
     RecBole parses ``--key=value`` from ``sys.argv`` (a Ray worker's are Ray's own) and sets
@@ -250,11 +250,11 @@ class TuneSetup:
         config_dict = {**self.overrides, **(params or {}), "gpu_id": gpu_id, "show_progress": False}
         if seed is not None:
             config_dict["seed"] = seed
-        with _isolated():
+        with isolated():
             return Config(self.model, self.dataset, self.config_files, config_dict)
 
 
-def _absolute_overrides(config, overrides):
+def absolute_overrides(config, overrides):
     """``overrides`` plus every path key of ``config`` made absolute (trials run in their own folder)."""
     out = dict(overrides)
     out["data_path"] = os.path.abspath(os.path.dirname(os.path.normpath(config["data_path"])))
@@ -351,23 +351,31 @@ def load_pretrained(paths):
     return {"A": load_checkpoint(paths["A"]), "B": load_checkpoint(paths["B"]), "original": original}
 
 
-def _gpu_id():
+def ray_gpu_id():
     """``gpu_id`` for RecBole inside a Ray worker: the GPUs Ray assigned, or ``""`` (CPU)."""
     import ray
 
     return os.environ.get("CUDA_VISIBLE_DEVICES", "") if ray.get_gpu_ids() else ""
 
 
-def _pretrain_task(setup, seed, params):
-    """Ray task: pre-train (or find) the base pair of ``seed``; returns it for the object store."""
+def worker_setup():
+    """In a Ray task: torch threads = the task's CPUs (Ray's ``OMP_NUM_THREADS``); log lines to stdout.
+
+    Ray forwards the worker's stdout, so training progress shows in the driver's console.
+    """
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     root = logging.getLogger()
-    if not root.handlers:  # Ray forwards the worker's stdout: pre-training progress shows in the driver's console
+    if not root.handlers:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
-    config = setup.config(params, seed, _gpu_id())
+
+
+def _pretrain_task(setup, seed, params):
+    """Ray task: pre-train (or find) the base pair of ``seed``; returns it for the object store."""
+    worker_setup()
+    config = setup.config(params, seed, ray_gpu_id())
     entry = load_pretrained(ensure_pretrained(setup, config))
     return {**entry, "digest": pretrain_digest(config), "seed": seed}
 
@@ -401,11 +409,11 @@ def trial(params, setup=None, shared=None):
     One report per budget in ``setup.budgets`` (ASHA rungs): each budget fine-tunes from the
     pre-trained models for that many ``finest_epochs`` (metrics averaged over ``setup.seeds``).
     """
-    from ray.air import session
+    from ray import tune
 
-    cpus = session.get_trial_resources().required_resources.get("CPU", 1)
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    gpu_id = _gpu_id()
+    gpu_id = ray_gpu_id()
     configs, pairs, originals, splits = [], [], [], None
     for seed in setup.seeds:
         config = setup.config(params, seed, gpu_id)
@@ -425,7 +433,7 @@ def trial(params, setup=None, shared=None):
             rows.append(stability_run(config, splits, paths).finetune(method))
         metrics = _mean_rows(rows)
         result = score(metrics, baseline, setup.metric, setup.mode, setup.accuracy_metric, setup.max_drop)
-        session.report({
+        tune.report({
             **_flat(metrics), **result,
             **{f"base_{k}": v for k, v in _flat(baseline).items()},
             "finest_epochs": budget, "finetune_method": method, "n_seeds": len(configs),
@@ -453,7 +461,7 @@ def collect_rows(results, param_keys, full_epochs):
     rows = []
     for result in results:
         metrics, params = dict(result.metrics or {}), dict(result.config or {})
-        row = {"trial": os.path.basename(str(result.log_dir or "")) or metrics.get("trial_id", "?")}
+        row = {"trial": os.path.basename(str(result.path or "")) or metrics.get("trial_id", "?")}
         row.update({k: _plain(params.get(k)) for k in param_keys})
         if result.error is not None or "objective" not in metrics:
             row.update(status="failed", error=_error_reason(result.error) if result.error else "no result reported")
@@ -559,8 +567,16 @@ def best_config_yaml(setup, user_overrides, best, header):
 
 
 # ---------------------------------------------------------------------------------- the driver
-def _init_ray(config, address):
-    """Join ``address`` or start a local Ray; returns True when this call started Ray."""
+def resources_of(config, key):
+    """``{"cpu", "gpu"}`` Ray resources of the config key ``key`` (checked by ``Config``), with the defaults."""
+    return {"cpu": 1, "gpu": 0, **config[key]}
+
+
+def init_ray(address, num_cpus=None, num_gpus=None):
+    """Join ``address`` or start a local Ray with ``num_cpus`` / ``num_gpus`` (None = all).
+
+    Returns True when this call started Ray (the caller shuts it down).
+    """
     import ray
 
     if ray.is_initialized():
@@ -569,7 +585,7 @@ def _init_ray(config, address):
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=config["tune_num_cpus"], num_gpus=config["tune_num_gpus"], **kwargs)
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
     return True
 
 
@@ -588,7 +604,7 @@ def run_tune(model=None, dataset=None, config_file_list=None, config_dict=None, 
     """
     import ray
     from ray import tune
-    from ray.air import FailureConfig, RunConfig
+    from ray.tune import FailureConfig, RunConfig
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -618,7 +634,7 @@ def run_tune(model=None, dataset=None, config_file_list=None, config_dict=None, 
     setup = TuneSetup(
         model=base["model"], dataset=base["dataset"],
         config_files=[os.path.abspath(f) for f in (config_file_list or [])],
-        overrides=_absolute_overrides(base, user_overrides),
+        overrides=absolute_overrides(base, user_overrides),
         seeds=[int(s) for s in (base["tune_seeds"] or [base["seed"]])],
         cache_dir=os.path.join(tune_dir, "pretrained"),
         budgets=budgets_of(epochs, base["tune_scheduler"], base["tune_asha_grace_period"],
@@ -626,10 +642,10 @@ def run_tune(model=None, dataset=None, config_file_list=None, config_dict=None, 
         metric=base["tune_metric"], mode=base["tune_mode"], accuracy_metric=base["tune_accuracy_metric"],
         max_drop=base["tune_max_accuracy_drop"], reuse_pretrained=bool(base["tune_reuse_pretrained"]),
     )
-    resources = {"cpu": 1, "gpu": 0, **base["tune_resources_per_trial"]}
+    resources = resources_of(base, "tune_resources_per_trial")
     logger.info(set_color("Ray Tune search", "green") + f" {name}: {search_space} -> {folder}")
 
-    started = _init_ray(base, ray_address)
+    started = init_ray(ray_address, base["tune_num_cpus"], base["tune_num_gpus"])
     try:
         logger.info(f"Ray resources: {ray.cluster_resources()}; per trial: {resources}")
         # pre-train A and B once per seed, as Ray tasks on the trials' resources

@@ -127,7 +127,7 @@ def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dic
     import ray
 
     from recbole_finest.study import _first_model
-    from recbole_finest.tune import CLI_KEYS, _init_ray, _isolated, load_search_space, run_tune
+    from recbole_finest.tune import CLI_KEYS, init_ray, isolated, load_search_space, run_tune
 
     first = _first_model(model, config_file_list, config_dict)
     base = Config(first, dataset, config_file_list, config_dict)
@@ -143,7 +143,7 @@ def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dic
         write_text(os.path.join(folder, "spaces", f"{method}.yaml"), yaml.safe_dump(sub, sort_keys=False))
     searched = []
     command_line = {k: v for k, v in base.cmd_config_dict.items() if k not in CLI_KEYS}
-    started = _init_ray(base, ray_address)  # one Ray for every search
+    started = init_ray(ray_address, base["tune_num_cpus"], base["tune_num_gpus"])  # one Ray for every search
     try:
         for model_name in models:
             for method in methods:
@@ -155,7 +155,7 @@ def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dic
                 logger.info(set_color(f"per-method tuning: {model_name} {method}", "green")
                             + f" over {', '.join(spaces[method])}")
                 overrides = {**(config_dict or {}), **command_line, "finetune_method": method, "tune_name": name}
-                with _isolated():  # the command line is in `overrides`; it must not override them again
+                with isolated():  # the command line is in `overrides`; it must not override them again
                     out = run_tune(model_name, dataset, config_file_list, overrides,
                                    search_space=os.path.join(folder, "spaces", f"{method}.yaml"),
                                    ray_address=ray_address)

@@ -131,7 +131,7 @@ def test_only_complete_searches_are_chosen(tmp_path, monkeypatch):
                  "feasible": True, "objective": 0.8 - i / 10} for i in range(n_rows[method])]
         return {"rows": rows, "best": rows[0], "folder": str(tmp_path / method), "table_md": "-"}
 
-    monkeypatch.setattr(tune_module, "_init_ray", lambda *a, **k: False)
+    monkeypatch.setattr(tune_module, "init_ray", lambda *a, **k: False)
     monkeypatch.setattr(tune_module, "run_tune", fake_run_tune)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", sys.argv[:1])
