@@ -17,6 +17,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_finest.config import Config
 from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint, write_json
+from recbole_finest.registry import create_dataset
 from recbole_finest.update.checks import check_update_keys, deployed_state
 from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, churn, score_contexts
 from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
@@ -125,13 +126,12 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
         deployed: v1 as a model, a checkpoint path (RecBole's ``run_recbole`` checkpoints
             work) or None: ``deployed_model_path``, else v1 is trained on the old period with
             early stopping on the first new item of each user.
-        dataset: the RecBole dataset (``create_dataset(config)``; made when None).
+        dataset: the RecBole dataset (``registry.create_dataset(config)``: no stored prefix lists; made when None).
         strategies: ``Strategy`` list (default: from ``update_methods`` and the weights).
         run_id: names this run's checkpoint folder (default: a new ``fileio.new_run_id()``).
 
     Returns ``UpdateResult``. Every input is checked before any training.
     """
-    from recbole.data import create_dataset
     from recbole.data.transform import construct_transform
 
     logger = getLogger()
@@ -227,8 +227,6 @@ def run_update(model=None, dataset=None, config_file_list=None, config_dict=None
 
     Returns ``{"report": ..., "results_dir": folder}`` (folder None with ``saved=False``).
     """
-    from recbole.data import create_dataset
-
     from recbole_finest.quick_start import check_outputs, prepare_raw_data
 
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
