@@ -95,12 +95,6 @@ def evaluate_model(trainer, eval_data, state=None):
     return EvalOutput(dict(trainer.evaluate(eval_data, load_best_model=False)), state)
 
 
-def evaluate(trainer, eval_data, depth=None):
-    """Accuracy metrics of a trained model and its rank lists ``[N, depth]`` on ``eval_data``."""
-    result = dict(trainer.evaluate(eval_data, load_best_model=False))
-    return result, test_rank_lists(trainer.model, eval_data, depth)[0]
-
-
 def compare_instances(lists_a, lists_b, config):
     """Per-instance RLS of two models' rank lists: ``{"rbo": [N], "jaccard@k": [N]}`` float tensors."""
     k = config["jaccard_k"]
@@ -146,11 +140,6 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False):
     empty = torch.empty(0, dtype=torch.long)
     out.update({key: torch.cat(parts) if parts else empty for key, parts in ranks.items()})
     return out
-
-
-def compare(lists_a, lists_b, config):
-    """RLS of two models: mean RBO and Jaccard@k over instances."""
-    return {key: float(v.mean()) for key, v in compare_instances(lists_a, lists_b, config).items()}
 
 
 def perturbed_sequences(config, sequences):
@@ -237,19 +226,22 @@ class StabilityRun:
             self.sides[side]["states"]["pretrained"] = state
             self.sides[side]["outputs"].pop("pretrained", None)
 
-    def _trainer(self, state, tag, config=None):
+    def _build_model(self, state, config=None):
+        """A model of this run's class with ``state``, on ``config``'s (default: the run's) device."""
         config = config or self.config
         model = self.model_cls(config, self.dataset).to(config["device"])
         model.load_state_dict(state)
-        trainer = FinestTrainer(config, model, run_id=self.run_id)
+        return model
+
+    def _trainer(self, state, tag, config=None):
+        config = config or self.config
+        trainer = FinestTrainer(config, self._build_model(state, config), run_id=self.run_id)
         trainer.tag = tag
         return trainer
 
     def _eval_model(self, state):
         """A model with ``state`` on the config's device (eval mode), for the comparison."""
-        model = self.model_cls(self.config, self.dataset).to(self.config["device"])
-        model.load_state_dict(state)
-        return model.eval()
+        return self._build_model(state).eval()
 
     def _seqs(self, side):
         return self.seqs_a if side == "A" else self.seqs_b

@@ -482,7 +482,7 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                 for seed, perts in seeds.items() for pert, methods in perts.items()]
         n_model = sum(len(m) for perts in seeds.values() for m in perts.values())
         progress.update(n_model - sum(len(t[2]) for t in todo))  # finished earlier
-        config, settings = configs[model], method_settings[model]
+        config = configs[model]
         if not any(t[2] for t in todo):
             logger.info(f"{model}: all {n_model} cells finished earlier")
         else:

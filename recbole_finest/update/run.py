@@ -4,7 +4,6 @@
 a RecBole dataset); ``run_update`` is the command-line job (``run_recbole_finest.py --update``).
 """
 
-import copy
 import json
 import os
 import sys
