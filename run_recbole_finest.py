@@ -97,7 +97,7 @@ def _main(argv=None):
 
         return run_update(model=args.model, dataset=args.dataset, config_file_list=files or None)
     if args.tune_methods:
-        from recbole_finest.tune_methods import run_tune_methods
+        from recbole_finest.tune import run_tune_methods
 
         return run_tune_methods(model=args.model, dataset=args.dataset, config_file_list=files or None,
                                 search_space=args.search_space, ray_address=args.ray_address)

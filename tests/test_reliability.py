@@ -344,7 +344,7 @@ def test_case7_truncated_state_is_trained_again(study, caplog):
 def test_case7_unreadable_tune_cache_entry_is_trained_again(tmp_path, caplog):
     from types import SimpleNamespace
 
-    from recbole_finest.tune import _usable
+    from recbole_finest.tune.pretrain import usable
 
     paths = {side: str(tmp_path / f"SASRec-x-seed1-{side}.pth") for side in ("A", "B")}
     paths["original"] = str(tmp_path / "SASRec-x-seed1-original.json")
@@ -352,11 +352,11 @@ def test_case7_unreadable_tune_cache_entry_is_trained_again(tmp_path, caplog):
         save_checkpoint({"w": torch.ones(3)}, paths[side])
     write_json(paths["original"], {"rbo": 0.5})
     setup = SimpleNamespace(reuse_pretrained=True, started=0.0)
-    assert _usable(setup, paths)
+    assert usable(setup, paths)
     for key, cut in (("original", 5), ("B", 50)):
         good = Path(paths[key]).read_bytes()
         Path(paths[key]).write_bytes(good[:cut])
-        assert not _usable(setup, paths) and "SASRec-x-seed1-* cannot be read" in caplog.text
+        assert not usable(setup, paths) and "SASRec-x-seed1-* cannot be read" in caplog.text
         Path(paths[key]).write_bytes(good)
 
 

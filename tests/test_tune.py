@@ -1,6 +1,7 @@
 """Tests for the Ray Tune search (recbole_finest.tune): search space, objective, end to end."""
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -20,8 +21,9 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from recbole_finest.config import Config  # noqa: E402
+from recbole_finest.report import pareto_front  # noqa: E402
 from recbole_finest.tune import (  # noqa: E402
-    INFEASIBLE, budgets_of, load_search_space, pareto_front, pretrain_digest, score, to_param_space,
+    INFEASIBLE, budgets_of, load_search_space, pretrain_digest, score, to_param_space,
 )
 
 N_USERS, N_ITEMS = 60, 40
@@ -72,7 +74,18 @@ def write(path, text):
     return str(path)
 
 
-def test_search_space_vocabulary(tmp_path):
+@pytest.fixture(scope="module")
+def base_config():
+    """A plain plugin ``Config`` (RecBole's ml-100k properties; no data is read)."""
+    argv = sys.argv
+    sys.argv = argv[:1]
+    try:
+        return Config("SASRec", "ml-100k", config_dict={"show_progress": False})
+    finally:
+        sys.argv = argv
+
+
+def test_search_space_vocabulary(tmp_path, base_config):
     path = write(tmp_path / "s.yaml", "\n".join([
         "finest_lambda: {loguniform: [1e-1, 10]}",
         "finest_topk: {choice: [50, 100]}",
@@ -81,7 +94,7 @@ def test_search_space_vocabulary(tmp_path):
         "finest_epochs: {qrandint: [2, 10, 2]}",
         "finest_beta2: 0.2",
     ]))
-    space = to_param_space(load_search_space(path))
+    space = to_param_space(load_search_space(path, base_config))
     assert isinstance(space["finest_lambda"], tune.search.sample.Float)
     assert (space["finest_lambda"].lower, space["finest_lambda"].upper) == (0.1, 10)  # 1e-1 read as a float
     assert isinstance(space["finest_lambda"].get_sampler(), tune.search.sample.LogUniform)
@@ -101,10 +114,10 @@ def test_search_space_vocabulary(tmp_path):
     ("finest_lambda: {uniform: [1]}", "uniform needs 2 numbers"),
     ("seed: {choice: [1, 2]}", "tune_seeds"),
 ])
-def test_search_space_errors_name_file_and_key(tmp_path, text, message):
+def test_search_space_errors_name_file_and_key(tmp_path, base_config, text, message):
     path = write(tmp_path / "bad.yaml", text)
     with pytest.raises(ValueError, match="bad.yaml") as info:
-        load_search_space(path, known_keys={"finest_lambda", "seed"})
+        load_search_space(path, base_config)
     assert message in str(info.value)
 
 
@@ -132,6 +145,35 @@ def test_pareto_front_and_budgets():
     assert budgets_of(5, "fifo", 1, 2) == [5]
     assert budgets_of(5, "asha", 1, 2) == [1, 2, 4, 5]
     assert budgets_of(10, "asha", 2, 3) == [2, 6, 10]
+
+
+def test_search_report_tables_read_back(tmp_path):
+    """The search's CSV reads back to its rows; the Markdown keeps column order, escapes ``|``, shows drops."""
+    from recbole_finest.report import search_columns, write_search_report
+
+    rows = [
+        {"rank": 1, "trial": "t1", "status": "ok", "finest_lambda": 2.0, "rbo": 0.81234, "ndcg@10": 0.3,
+         "base_ndcg@10": 0.31, "accuracy_drop": 0.0322, "feasible": False, "objective": INFEASIBLE - 0.0322,
+         "finest_epochs": 4, "error": ""},
+        {"rank": 2, "trial": "t2", "status": "failed", "finest_lambda": -1.0, "error": "ValueError: a | b"},
+    ]
+    columns = search_columns(rows, ["finest_lambda"], "rbo", "ndcg@10", ("rbo", "jaccard@10", "ndcg@10", "mrr"))
+    assert columns == ["rank", "trial", "status", "finest_lambda", "rbo", "ndcg@10", "base_ndcg@10",
+                       "accuracy_drop", "feasible", "objective", "finest_epochs", "error"]  # no row has jaccard / mrr
+    out = write_search_report(str(tmp_path), rows, columns, "T", ["para one.", "para two."])
+    assert out["plot"] is None and not (tmp_path / "frontier.png").exists()
+    with open(out["table_csv"]) as f:
+        table = list(csv.DictReader(f))
+    assert [list(r) for r in table] == [columns, columns]
+    assert table[0]["objective"] == repr(INFEASIBLE - 0.0322) and table[1]["rbo"] == ""
+    text = (tmp_path / "results.md").read_text()
+    head, para1, para2, header, rule, first, second = text.rstrip("\n").split("\n\n")[:3] + text.rstrip(
+        "\n").split("\n\n")[3].split("\n")
+    assert (head, para1, para2) == ("# T", "para one.", "para two.")
+    assert header == "| " + " | ".join(columns) + " |" and rule == "|" + "---|" * len(columns)
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in (first, second)]
+    assert cells[0][4:6] == ["0.8123", "0.3000"] and cells[0][9] == "-1000.0322" and cells[0][8] == "False"
+    assert cells[1][3:] == ["-1.0000"] + [""] * 7 + ["ValueError: a \\| b"]
 
 
 class FakeResult:
@@ -175,9 +217,39 @@ def test_pretrain_digest_ignores_finetuning_keys(tmp_path, monkeypatch):
 
     base = digest()
     assert digest(finest_lambda=3.0, finest_topk=7, finetune_method="finest_no_sim", tune_num_samples=9) == base
-    assert digest(seed=7, checkpoint_dir="elsewhere") == base
+    assert digest(seed=7, checkpoint_dir="elsewhere", wandb_project="another", gpu_id="1") == base
     assert digest(hidden_size=16) != base
     assert digest(perturb_count=6) != base
+
+
+#: the keys the digest of every earlier version left out (besides finest_* / tune_* and FINETUNE)
+EARLIER_IGNORED = {
+    "seed", "device", "gpu_id", "use_gpu", "checkpoint_dir", "results_dir", "show_progress", "state",
+    "log_wandb", "wandb_project", "worker", "single_spec", "local_rank", "nproc", "world_size", "offset",
+    "ip", "port", "raw_data_file", "download_datasets", "verbose", "search_space", "ray_address", "tune",
+}
+
+
+def test_pretrain_digest_keeps_the_cache_entries_of_earlier_versions(tmp_path, monkeypatch):
+    """The digest, recomputed from its definition: SHA-1 of the sorted ``key=repr(value)`` lines kept."""
+    from types import SimpleNamespace
+
+    fake = SimpleNamespace(final_config_dict={
+        "seed": 1, "hidden_size": 8, "finest_lambda": 2.0, "gpu_id": "0", "perturb_ratio": 0.001,
+        "wandb_project": "x", "tune_metric": "rbo", "finetune_method": "vat", "reference_protocol": "shared",
+        "finest": True, "MAX_ITEM_LIST_LENGTH": 50})
+    lines = b"MAX_ITEM_LIST_LENGTH=50\nhidden_size=8\nperturb_ratio=0.001"
+    assert pretrain_digest(fake) == hashlib.sha1(lines).hexdigest()[:12]
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    write_tiny_dataset(tmp_path)
+    config = Config("SASRec", "tiny", [write_tiny_config(str(tmp_path))], {"perturb_kind": "replacement"})
+    kept = [f"{k}={v!r}" for k, v in sorted(config.final_config_dict.items())
+            if not k.startswith(("finest_", "tune_")) and k not in EARLIER_IGNORED
+            and k not in ("finest", "finetune_method", "reference_protocol")]
+    assert "perturb_kind='replacement'" in kept and len(kept) > 50
+    assert pretrain_digest(config) == hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -306,7 +378,7 @@ def test_trials_share_one_pretrained_pair(search):
 
 def test_trial_metrics_match_an_in_process_run(search, monkeypatch):
     """The best trial's numbers, recomputed here from the cached pair without Ray."""
-    from recbole_finest.tune import TuneSetup, _load_splits, pretrained_paths, stability_run
+    from recbole_finest.tune import TuneSetup, load_splits, pretrained_paths, stability_run
 
     monkeypatch.chdir(search["root"])
     best = search["out"]["best"]
@@ -316,7 +388,7 @@ def test_trial_metrics_match_an_in_process_run(search, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        row = stability_run(config, _load_splits(config), pretrained_paths(setup, config)).finetune("finest")
+        row = stability_run(config, load_splits(config), pretrained_paths(setup.cache_dir, config)).finetune("finest")
     finally:
         torch.set_num_threads(threads)
     assert row["rbo"] == pytest.approx(best["rbo"], abs=1e-6)

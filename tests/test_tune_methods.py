@@ -16,7 +16,7 @@ from recbole_finest.config import Config, properties_dir  # noqa: E402
 from recbole_finest.method_config import method_overrides  # noqa: E402
 from recbole_finest.methods import METHODS  # noqa: E402
 from recbole_finest.tune import load_search_space  # noqa: E402
-from recbole_finest.tune_methods import LEARNING_RATE, method_space, methods_yaml, run_tune_methods  # noqa: E402
+from recbole_finest.tune.methods import LEARNING_RATE, method_space, methods_yaml, run_tune_methods  # noqa: E402
 
 SPACE = os.path.join(properties_dir(), "tune", "methods.yaml")
 KNOBS = {"finest": "finest_lambda", "finest_no_sim": "finest_lambda", "finest_no_reg": "finest_sim_ratio",
@@ -24,8 +24,18 @@ KNOBS = {"finest": "finest_lambda", "finest_no_sim": "finest_lambda", "finest_no
          "pamacf": "pamacf_rho", "vat": "vat_rho", "apt": "apt_fake_users"}
 
 
-def test_each_method_searches_exactly_its_learning_rate_and_strength_knob():
-    space = load_search_space(SPACE)
+@pytest.fixture(scope="module")
+def space():
+    """The bundled per-method search space, read against a plain plugin ``Config``."""
+    argv = sys.argv
+    sys.argv = argv[:1]
+    try:
+        return load_search_space(SPACE, Config("SASRec", "ml-100k", config_dict={"show_progress": False}))
+    finally:
+        sys.argv = argv
+
+
+def test_each_method_searches_exactly_its_learning_rate_and_strength_knob(space):
     for method, knob in KNOBS.items():
         sub = method_space(space, method)
         assert set(sub) == {LEARNING_RATE, knob}, method
@@ -74,13 +84,13 @@ def tuned(tmp_path_factory):
     overrides = {"tune_methods": ["finest", "acae"], "tune_name": "paper"}
     try:
         first = run_tune_methods("SASRec", "tiny", [config_file], overrides)
-        import recbole_finest.tune as tune_module
+        from recbole_finest.tune import driver
 
-        real, tune_module.run_tune = tune_module.run_tune, lambda *a, **k: pytest.fail("searched again")
+        real, driver.run_tune = driver.run_tune, lambda *a, **k: pytest.fail("searched again")
         try:
             again = run_tune_methods("SASRec", "tiny", [config_file], overrides)
         finally:
-            tune_module.run_tune = real
+            driver.run_tune = real
     finally:
         os.chdir(cwd)
         sys.argv = argv
@@ -88,10 +98,9 @@ def tuned(tmp_path_factory):
     return {"root": root, "first": first, "again": again, "config_file": config_file}
 
 
-def test_every_method_is_searched_over_its_own_space(tuned):
+def test_every_method_is_searched_over_its_own_space(tuned, space):
     first = tuned["first"]
     assert first["searched"] == [("SASRec", "finest"), ("SASRec", "acae")]
-    space = load_search_space(SPACE)
     for record in first["chosen"]:
         method = record["method"]
         assert set(record["params"]) == {LEARNING_RATE, KNOBS[method]}
@@ -117,8 +126,8 @@ def test_methods_yaml_holds_the_chosen_settings_and_resume_skips_finished_search
 
 def test_only_complete_searches_are_chosen(tmp_path, monkeypatch):
     """An interrupted search (fewer finished trials than the budget) is not chosen, so a rerun searches it again."""
-    import recbole_finest.tune as tune_module
-    from recbole_finest.tune_methods import expected_trials
+    from recbole_finest.tune import cluster, driver
+    from recbole_finest.tune.methods import expected_trials
 
     assert expected_trials({"a": {"grid": [1, 2, 3]}, "b": {"loguniform": [0.1, 1.0]}, "c": 4}, 2) == 6
     n_rows = {"acae": 1, "vat": 2}  # acae: 1 of 2 trials reported (interrupted); vat complete
@@ -131,8 +140,8 @@ def test_only_complete_searches_are_chosen(tmp_path, monkeypatch):
                  "feasible": True, "objective": 0.8 - i / 10} for i in range(n_rows[method])]
         return {"rows": rows, "best": rows[0], "folder": str(tmp_path / method), "table_md": "-"}
 
-    monkeypatch.setattr(tune_module, "init_ray", lambda *a, **k: False)
-    monkeypatch.setattr(tune_module, "run_tune", fake_run_tune)
+    monkeypatch.setattr(cluster, "init_ray", lambda *a, **k: False)
+    monkeypatch.setattr(driver, "run_tune", fake_run_tune)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", sys.argv[:1])
     cfg = {"tune_methods": ["acae", "vat"], "tune_num_samples": 2, "tune_dir": str(tmp_path / "tune"),

@@ -4,7 +4,7 @@
         properties/study/tune_paper.yaml" [--search_space properties/tune/methods.yaml]
 
 For every model (``study_models``, else ``model``) and every method (``tune_methods``, else
-``study_methods`` without ``original``) one Ray Tune search (:func:`recbole_finest.tune.run_tune`)
+``study_methods`` without ``original``) one Ray Tune search (:func:`recbole_finest.tune.driver.run_tune`)
 draws ``tune_num_samples`` trials of that method from its own space: ``finest_learning_rate``
 and the method's one strength knob (``FinetuneMethod.strength``: ``finest_lambda`` for the
 FINEST variants, ``adv_eps`` for ``acae`` / ``apr_*``, ``pamacf_rho``, ``vat_rho``,
@@ -32,6 +32,9 @@ from recbole.utils import init_logger, set_color
 from recbole_finest.config import Config, properties_dir
 from recbole_finest.fileio import write_json, write_text
 from recbole_finest.methods import get_method
+from recbole_finest.tune import cluster, driver
+from recbole_finest.tune.identity import CLI_KEYS
+from recbole_finest.tune.space import load_search_space
 
 LEARNING_RATE = "finest_learning_rate"
 
@@ -127,59 +130,73 @@ def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dic
     import ray
 
     from recbole_finest.study import _first_model
-    from recbole_finest.tune import CLI_KEYS, init_ray, isolated, load_search_space, run_tune
 
-    first = _first_model(model, config_file_list, config_dict)
-    base = Config(first, dataset, config_file_list, config_dict)
+    base = Config(_first_model(model, config_file_list, config_dict), dataset, config_file_list, config_dict)
     init_logger(base)
-    logger = getLogger()
     models, methods = tuned_models_and_methods(base)
     search_space = search_space or os.path.join(properties_dir(), "tune", "methods.yaml")
-    space = load_search_space(search_space, known_keys=set(base.final_config_dict))
+    space = load_search_space(search_space, base)
     spaces = {m: method_space(space, m) for m in methods}  # every missing range fails before any search
     prefix = base["tune_name"] or f"methods-{base['dataset']}"
     folder = os.path.join(os.path.abspath(base["tune_dir"]), prefix)
     for method, sub in spaces.items():
         write_text(os.path.join(folder, "spaces", f"{method}.yaml"), yaml.safe_dump(sub, sort_keys=False))
+    overrides = {**(config_dict or {}), **{k: v for k, v in base.cmd_config_dict.items() if k not in CLI_KEYS}}
     searched = []
-    command_line = {k: v for k, v in base.cmd_config_dict.items() if k not in CLI_KEYS}
-    started = init_ray(ray_address, base["tune_num_cpus"], base["tune_num_gpus"])  # one Ray for every search
+    started = cluster.init_ray(ray_address, base["tune_num_cpus"], base["tune_num_gpus"])  # one Ray for all
     try:
         for model_name in models:
             for method in methods:
-                done = os.path.join(folder, "chosen", f"{model_name}-{method}.json")
-                if os.path.isfile(done):
-                    logger.info(f"{model_name} {method}: tuned earlier ({done})")
-                    continue
-                name = f"{prefix}-{model_name}-{method}"
-                logger.info(set_color(f"per-method tuning: {model_name} {method}", "green")
-                            + f" over {', '.join(spaces[method])}")
-                overrides = {**(config_dict or {}), **command_line, "finetune_method": method, "tune_name": name}
-                with isolated():  # the command line is in `overrides`; it must not override them again
-                    out = run_tune(model_name, dataset, config_file_list, overrides,
-                                   search_space=os.path.join(folder, "spaces", f"{method}.yaml"),
-                                   ray_address=ray_address)
-                searched.append((model_name, method))
-                expected = expected_trials(spaces[method], base["tune_num_samples"])
-                finished = [r for r in out["rows"] if r["status"] == "ok" or (
-                    r["status"] == "failed" and r.get("error") != "no result reported")]
-                if len(finished) < expected:  # interrupted: not chosen, the next call searches again
-                    logger.warning(f"{model_name} {method}: {len(finished)} of {expected} trials finished; "
-                                   f"not chosen, a rerun searches it again")
-                    continue
-                if out["best"] is None:
-                    logger.error(f"{model_name} {method}: every trial failed ({out['table_md']}); not chosen")
-                    continue
-                best = out["best"]
-                write_json(done, {
-                    "model": model_name, "method": method, "params": {k: best[k] for k in spaces[method]},
-                    "metrics": {k: best[k] for k in ("rbo", "jaccard@10", "ndcg@10", "mrr") if k in best},
-                    "feasible": bool(best["feasible"]), "objective": best["objective"], "search": out["folder"],
-                })
-                write_methods_yaml(folder, base, search_space)  # usable while later searches run
+                search = MethodSearch(folder, prefix, model_name, method, spaces[method])
+                if search.run(dataset, config_file_list, overrides, ray_address, base["tune_num_samples"]):
+                    searched.append((model_name, method))
+                    write_methods_yaml(folder, base, search_space)  # usable while later searches run
     finally:
         if started:
             ray.shutdown()
     chosen, path = write_methods_yaml(folder, base, search_space)
-    logger.info(set_color("per-method settings", "yellow") + f": {path}")
+    getLogger().info(set_color("per-method settings", "yellow") + f": {path}")
     return {"folder": folder, "chosen": chosen, "methods_yaml": path, "searched": searched}
+
+
+class MethodSearch:
+    """One (model, method) search of the per-method tuning; its record ``chosen/<model>-<method>.json``."""
+
+    def __init__(self, folder, prefix, model, method, space):
+        self.folder, self.model, self.method, self.space = folder, model, method, space
+        self.name = f"{prefix}-{model}-{method}"
+        self.done = os.path.join(folder, "chosen", f"{model}-{method}.json")
+
+    def run(self, dataset, config_file_list, overrides, ray_address, num_samples):
+        """Search unless chosen earlier; True when it searched. A complete search writes its record."""
+        logger = getLogger()
+        if os.path.isfile(self.done):
+            logger.info(f"{self.model} {self.method}: tuned earlier ({self.done})")
+            return False
+        logger.info(set_color(f"per-method tuning: {self.model} {self.method}", "green")
+                    + f" over {', '.join(self.space)}")
+        overrides = {**overrides, "finetune_method": self.method, "tune_name": self.name}
+        with cluster.isolated():  # the command line is in `overrides`; it must not override them again
+            out = driver.run_tune(self.model, dataset, config_file_list, overrides,
+                                  search_space=os.path.join(self.folder, "spaces", f"{self.method}.yaml"),
+                                  ray_address=ray_address)
+        expected = expected_trials(self.space, num_samples)
+        finished = [r for r in out["rows"] if r["status"] == "ok" or (
+            r["status"] == "failed" and r.get("error") != "no result reported")]
+        if len(finished) < expected:  # interrupted: not chosen, the next call searches again
+            logger.warning(f"{self.model} {self.method}: {len(finished)} of {expected} trials finished; "
+                           f"not chosen, a rerun searches it again")
+        elif out["best"] is None:
+            logger.error(f"{self.model} {self.method}: every trial failed ({out['table_md']}); not chosen")
+        else:
+            self.choose(out)
+        return True
+
+    def choose(self, out):
+        """Write the record of the best trial of the finished search ``out``."""
+        best = out["best"]
+        write_json(self.done, {
+            "model": self.model, "method": self.method, "params": {k: best[k] for k in self.space},
+            "metrics": {k: best[k] for k in ("rbo", "jaccard@10", "ndcg@10", "mrr") if k in best},
+            "feasible": bool(best["feasible"]), "objective": best["objective"], "search": out["folder"],
+        })

@@ -1,0 +1,61 @@
+"""Cache identity of a pre-trained pair: which config keys can change models A and B.
+
+A pair is cached under ``<tune_dir>/pretrained/<model>-<dataset>-<digest>-seed<seed>``;
+``digest`` hashes every key that pre-training reads. Left out are the fine-tuning keys
+(:func:`is_finetune_key`), the keys of where and how a run happens (``ENVIRONMENT_KEYS``)
+and the per-run keys of :data:`recbole_finest.config.RUNTIME_KEYS` that pre-training does
+not read (the seed names the file; the method is fine-tuning's). The perturbation keys are
+per-run keys too, but they make model B: they stay in the digest.
+
+The digest of a given config never changes between versions (an existing cache stays
+valid): ``tests/test_tune.py`` recomputes it from first principles.
+"""
+
+import hashlib
+import os
+
+from recbole_finest.config import RUNTIME_KEYS
+
+FINETUNE_KEYS = {"finest", "finetune_method", "reference_protocol"}
+#: keys of where and how a run happens (devices, folders, logging, the command line): they change no number
+ENVIRONMENT_KEYS = frozenset({
+    "device", "gpu_id", "use_gpu", "checkpoint_dir", "results_dir", "show_progress", "state",
+    "log_wandb", "wandb_project", "worker", "single_spec", "local_rank", "nproc", "world_size", "offset",
+    "ip", "port", "raw_data_file", "download_datasets", "verbose", "search_space", "ray_address", "tune",
+})
+#: per-run keys that shape the pre-trained models (model B's training data)
+PRETRAIN_RUN_KEYS = frozenset(k for k in RUNTIME_KEYS if k.startswith("perturb_"))
+#: keys outside the digest besides the fine-tuning keys
+PRETRAIN_IGNORED = ENVIRONMENT_KEYS | (RUNTIME_KEYS - PRETRAIN_RUN_KEYS)
+PATH_KEYS = ("raw_data_file", "checkpoint_dir", "results_dir", "tune_dir", "pretrained_model_path")
+CLI_KEYS = {"search_space", "ray_address", "tune", "config_files", "study"}
+
+
+def is_finetune_key(key):
+    """True for keys that only the fine-tuning phase (or the search itself) reads."""
+    return key.startswith(("finest_", "tune_")) or key in FINETUNE_KEYS
+
+
+def pretrain_digest(config):
+    """Short hash (12 hex digits) of every config value that can change the pre-trained A / B models.
+
+    SHA-1 of the lines ``f"{key}={value!r}"`` of the sorted ``final_config_dict`` items
+    outside :func:`is_finetune_key` and ``PRETRAIN_IGNORED``, joined by newlines.
+    """
+    items = [
+        f"{k}={v!r}" for k, v in sorted(config.final_config_dict.items())
+        if not is_finetune_key(k) and k not in PRETRAIN_IGNORED
+    ]
+    return hashlib.sha1("\n".join(items).encode()).hexdigest()[:12]
+
+
+def pretrained_paths(cache_dir, config):
+    """Cache files of the pair pre-trained with ``config``: ``{"A", "B", "original"}`` paths."""
+    stem = os.path.join(cache_dir, f"{config['model']}-{config['dataset']}-{pretrain_digest(config)}"
+                                   f"-seed{int(config['seed'])}")
+    return {"A": stem + "-A.pth", "B": stem + "-B.pth", "original": stem + "-original.json"}
+
+
+def cache_stem(paths):
+    """The common stem of :func:`pretrained_paths` (lock and temporary folders are named after it)."""
+    return paths["A"][: -len("-A.pth")]
