@@ -1,9 +1,11 @@
 """Registration of the plugin's components with RecBole 1.2.1.
 
-This file is the ONLY place in recbole_finest that touches RecBole internals
-(module-level registries such as ``recbole.evaluator.register.metrics_dict``, the
-sequential dataset's prefix augmentation). Everything else uses RecBole's public classes
-only.
+This file and ``model_kind.py`` (the model-kind adapter) are the only places in
+recbole_finest that touch RecBole internals: here module-level registries such as
+``recbole.evaluator.register.metrics_dict``, the sequential dataset's prefix augmentation,
+the progress attributes RecBole's ``Trainer`` sets (``reset_trainer_progress``) and its
+distributed-rank checkpoint guard (``writes_checkpoints``); in ``model_kind.py`` the
+``gather_indexes`` pick of SASRec / GRU4Rec. Everything else uses RecBole's public classes.
 
 Call :func:`register` once (idempotent) before building a ``recbole.config.Config``
 that names plugin metrics (``metrics: [RBO, Jaccard, MRR, Recall]``); it also makes
@@ -219,3 +221,22 @@ def create_dataset(config):
     if config["save_dataset"]:
         dataset.save()
     return dataset
+
+
+def reset_trainer_progress(trainer) -> None:
+    """Reset the progress attributes RecBole's ``Trainer.__init__`` sets, for a new training phase.
+
+    ``start_epoch``, ``cur_step``, ``best_valid_score`` (``-inf`` / ``inf`` by
+    ``valid_metric_bigger``), ``best_valid_result`` and ``train_loss_dict`` are what RecBole's
+    ``fit`` / ``_save_checkpoint`` / ``resume_checkpoint`` read and write.
+    """
+    trainer.start_epoch = 0
+    trainer.cur_step = 0
+    trainer.best_valid_score = -np.inf if trainer.valid_metric_bigger else np.inf
+    trainer.best_valid_result = None
+    trainer.train_loss_dict = {}
+
+
+def writes_checkpoints(config) -> bool:
+    """RecBole's rank guard of ``Trainer._save_checkpoint``: False on ranks > 0 of a distributed run."""
+    return bool(config["single_spec"]) or config["local_rank"] == 0

@@ -2,13 +2,13 @@
 
 Two kinds of models:
 
-* position-wise causal models (``POSITION_WISE_MODELS`` and any model with an
+* position-wise causal models (kind ``CAUSAL`` of ``model_kind.kind_of``: any model with an
   ``all_position_output(interaction) -> [B, L, H]`` method, like the plugin's TiSASRec):
   the hidden state at position ``t`` depends only on items ``<= t``, so one forward pass
   over a window scores the next item at every position. RecBole's SASRec and GRU4Rec
-  compute all positions and then pick the last one with ``gather_indexes``; the adapter
-  runs their own ``forward`` with that pick disabled on the instance (no model code is
-  copied, the class is not patched).
+  compute all positions and then pick the last one with ``gather_indexes``; the model-kind
+  adapter (``model_kind.all_position_output``) runs their own ``forward`` with that pick
+  disabled on the instance for the call (no model code is copied, the class is not patched).
 * masked models (BERT4Rec): ``train_unit: sequence`` trains on whole-sequence windows with
   the model's own masked-item objective (``mask_items``, vectorized). The FINEST regularizer
   then uses the scores at *every* position of that same masked forward pass (no second
@@ -26,35 +26,22 @@ synchronisations per batch (the size of the selection); everything else stays on
 model's device.
 """
 
-import contextlib
 from logging import getLogger
 
 import torch
 import torch.nn.functional as F
 
 from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, take
-
-POSITION_WISE_MODELS = ("SASRec", "GRU4Rec")
-MASKED_MODELS = ("BERT4Rec",)
-
-
-@contextlib.contextmanager
-def _keep_all_positions(model):
-    """Within the block ``model.gather_indexes(output, idx)`` returns ``output`` unchanged."""
-    model.gather_indexes = lambda output, gather_index: output
-    try:
-        yield
-    finally:
-        del model.gather_indexes
+from recbole_finest.model_kind import CAUSAL, MASKED, all_position_output, kind_of
 
 
 def is_position_wise(model):
-    return hasattr(model, "all_position_output") or type(model).__name__ in POSITION_WISE_MODELS
+    return kind_of(model) == CAUSAL
 
 
 def supports_sequence_unit(model):
     """True when the model can train on whole-sequence windows (``train_unit: sequence``)."""
-    return is_position_wise(model) or type(model).__name__ in MASKED_MODELS
+    return kind_of(model) in (CAUSAL, MASKED)
 
 
 # RecBole 1.2.1 sequential models FinestTrainer refuses, and why (docs/models.md).
@@ -110,7 +97,7 @@ class SequenceScorer:
         self.model = model
         self.ft_ratio = ft_ratio or 0.0  # BERT4Rec: share of batches that mask only the last item
         self.position_wise = is_position_wise(model)
-        self.masked = type(model).__name__ in MASKED_MODELS
+        self.masked = kind_of(model) == MASKED
 
     # ------------------------------------------------------------------ scores
     def position_hidden(self, interaction):
@@ -122,10 +109,7 @@ class SequenceScorer:
         model = self.model
         if self.masked:
             return model.forward(interaction[model.ITEM_SEQ])
-        if hasattr(model, "all_position_output"):
-            return model.all_position_output(interaction)
-        with _keep_all_positions(model):
-            return model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+        return all_position_output(model, interaction)
 
     def item_logits(self, hidden):
         """``hidden [..., H]`` -> scores ``[..., n_items]`` against every item embedding

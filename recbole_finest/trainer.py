@@ -27,6 +27,7 @@ from recbole_finest.fileio import load_checkpoint, new_run_id, run_file, save_ch
 from recbole_finest.loss import rank_preserving_loss
 from recbole_finest.methods import get_method
 from recbole_finest.reference import ReferenceLists
+from recbole_finest.registry import reset_trainer_progress, writes_checkpoints
 from recbole_finest.scoring import SequenceScorer, supports_sequence_unit
 
 PRETRAIN, FINETUNE = "pretrain", "finetune"
@@ -146,11 +147,7 @@ class FinestTrainer(Trainer):
         self.epochs = epochs
         self.eval_step = min(self.config["eval_step"], epochs)
         self.optimizer = self._build_optimizer()
-        self.start_epoch = 0
-        self.cur_step = 0
-        self.best_valid_score = -np.inf if self.valid_metric_bigger else np.inf
-        self.best_valid_result = None
-        self.train_loss_dict = {}
+        reset_trainer_progress(self)
         self.saved_model_file = os.path.join(self.run_dir, f"{phase}{self.tag}.pth")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
@@ -270,6 +267,8 @@ class FinestTrainer(Trainer):
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         """RecBole's checkpoint content, written atomically (temp file + rename)."""
+        if not writes_checkpoints(self.config):  # RecBole's guard: only rank 0 of a distributed run writes
+            return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
         state = {
             "config": self.config,

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, take
-from recbole_finest.scoring import MASKED_MODELS
+from recbole_finest.model_kind import MASKED, kind_of_config
 
 SEQUENCE = "sequence"
 PREFIX = "prefix"
@@ -46,17 +46,17 @@ BUCKET_POOL_BATCHES = 50  # windows are sorted by length within pools of this ma
 
 def uses_masked_windows(config, unit):
     """True when ``unit`` is ``sequence`` and the model is a masked model (BERT4Rec)."""
-    return unit == SEQUENCE and config["model"] in MASKED_MODELS
+    return unit == SEQUENCE and kind_of_config(config) == MASKED
 
 
 def uses_target_split(config, unit):
     """True when ``unit`` is ``sequence``, the model is causal and ``target_split`` > 1."""
-    return unit == SEQUENCE and config["model"] not in MASKED_MODELS and int(config["target_split"] or 1) > 1
+    return unit == SEQUENCE and kind_of_config(config) != MASKED and int(config["target_split"] or 1) > 1
 
 
 def window_stride(config, unit):
     """The ``window_stride`` the loader applies: causal models in the sequence unit, else None."""
-    return config["window_stride"] if unit == SEQUENCE and config["model"] not in MASKED_MODELS else None
+    return config["window_stride"] if unit == SEQUENCE and kind_of_config(config) != MASKED else None
 
 
 def split_targets(inter, copy, assign):
