@@ -261,6 +261,24 @@ RECBOLE_KEYS = {k.name: k for k in (
 )}
 
 RUNTIME_KEYS = frozenset(k.name for k in (*KEYS.values(), *RECBOLE_KEYS.values()) if k.runtime)
+#: keys of where and how a run happens (devices, folders, logging, the command line): they change no
+#: number, so no cache identity (a study's fingerprint, tune's pretrain_digest) reads them
+ENVIRONMENT_KEYS = frozenset({
+    "device", "gpu_id", "use_gpu", "checkpoint_dir", "results_dir", "show_progress", "state",
+    "log_wandb", "wandb_project", "worker", "single_spec", "local_rank", "nproc", "world_size", "offset",
+    "ip", "port", "raw_data_file", "download_datasets", "verbose", "search_space", "ray_address", "tune",
+})
+
+
+def identity_items(config, ignored=frozenset()):
+    """The ``(key, value)`` items of ``config`` (sorted) that identify cached results.
+
+    The one place cache identity is cut from a config: leaves out :data:`ENVIRONMENT_KEYS`
+    and ``ignored`` (a caller's own per-run or phase keys). Used by
+    :func:`recbole_finest.study.fingerprint` and :func:`recbole_finest.tune.pretrain_digest`.
+    """
+    skip = ENVIRONMENT_KEYS | frozenset(ignored)
+    return [(k, v) for k, v in sorted(config.final_config_dict.items()) if k not in skip]
 
 
 def properties_dir():

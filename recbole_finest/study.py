@@ -47,7 +47,7 @@ from recbole.utils import init_logger, init_seed, set_color
 from tqdm import tqdm
 
 from recbole_finest import report, study_epochs
-from recbole_finest.config import Config
+from recbole_finest.config import RUNTIME_KEYS, Config, identity_items
 from recbole_finest.data.perturb import KINDS, SELECTIONS, perturbation_size
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import atomic_path, check_writable, write_json, write_text
@@ -56,13 +56,10 @@ from recbole_finest.stability import StabilityRun
 from recbole_finest.study_backend import check_backend, ray_groups
 
 GRID_KEYS = ("study_models", "study_methods", "study_selections", "study_kinds", "study_ratios", "study_seeds")
-# keys that may differ between runs resuming the same study folder
-VOLATILE_KEYS = {
-    "seed", "finetune_method", "perturb_selection", "perturb_kind", "perturb_ratio", "perturb_count",
-    "checkpoint_dir", "results_dir", "show_progress", "log_wandb", "state", "data_path", "config_files",
-    "device", "gpu_id", "use_gpu", "local_rank", "world_size", "nproc", "offset", "ip", "port", "single_spec",
-    "model", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "raw_data_file", "download_datasets",
-}
+# keys that may differ between runs resuming the same study folder, besides config.ENVIRONMENT_KEYS
+# (the per-run keys, and the model's, which the grid sets per model)
+VOLATILE_KEYS = RUNTIME_KEYS | {"finetune_method", "data_path", "config_files",
+                                "model", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type"}
 
 _FAMILIES = {}
 
@@ -280,7 +277,7 @@ def resolved_config(config):
 
 def fingerprint(config):
     """Keys that must match for a resumed study to reuse its cells and states."""
-    return {k: v for k, v in resolved_config(config).items() if k not in VOLATILE_KEYS and not k.startswith("study_")}
+    return {k: _plain(v) for k, v in identity_items(config, VOLATILE_KEYS) if not k.startswith("study_")}
 
 
 # ---------------------------------------------------------------------------------- one model

@@ -222,6 +222,27 @@ def test_pretrain_digest_ignores_finetuning_keys(tmp_path, monkeypatch):
     assert digest(perturb_count=6) != base
 
 
+def test_environment_keys_never_block_resuming_a_study(tmp_path, monkeypatch):
+    """Study and tune cut cache identity in one place: a key of where a run happens (e.g.
+    ``wandb_project``) leaves the study fingerprint as it is, as it leaves tune's digest."""
+    from recbole_finest.config import ENVIRONMENT_KEYS
+    from recbole_finest.study import fingerprint
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    write_tiny_dataset(tmp_path)
+    files = [write_tiny_config(str(tmp_path))]
+
+    def build(**overrides):
+        return Config("SASRec", "tiny", files, overrides)
+
+    base, moved = build(), build(wandb_project="another", gpu_id="1", checkpoint_dir="elsewhere", seed=7)
+    assert fingerprint(moved) == fingerprint(base)
+    assert pretrain_digest(moved) == pretrain_digest(base)
+    assert not set(fingerprint(base)) & ENVIRONMENT_KEYS
+    assert fingerprint(build(hidden_size=16)) != fingerprint(base)  # a key that changes numbers still counts
+
+
 #: the keys the digest of every earlier version left out (besides finest_* / tune_* and FINETUNE)
 EARLIER_IGNORED = {
     "seed", "device", "gpu_id", "use_gpu", "checkpoint_dir", "results_dir", "show_progress", "state",

@@ -14,15 +14,9 @@ valid): ``tests/test_tune.py`` recomputes it from first principles.
 import hashlib
 import os
 
-from recbole_finest.config import RUNTIME_KEYS
+from recbole_finest.config import ENVIRONMENT_KEYS, RUNTIME_KEYS, identity_items
 
 FINETUNE_KEYS = {"finest", "finetune_method", "reference_protocol"}
-#: keys of where and how a run happens (devices, folders, logging, the command line): they change no number
-ENVIRONMENT_KEYS = frozenset({
-    "device", "gpu_id", "use_gpu", "checkpoint_dir", "results_dir", "show_progress", "state",
-    "log_wandb", "wandb_project", "worker", "single_spec", "local_rank", "nproc", "world_size", "offset",
-    "ip", "port", "raw_data_file", "download_datasets", "verbose", "search_space", "ray_address", "tune",
-})
 #: per-run keys that shape the pre-trained models (model B's training data)
 PRETRAIN_RUN_KEYS = frozenset(k for k in RUNTIME_KEYS if k.startswith("perturb_"))
 #: keys outside the digest besides the fine-tuning keys
@@ -42,10 +36,7 @@ def pretrain_digest(config):
     SHA-1 of the lines ``f"{key}={value!r}"`` of the sorted ``final_config_dict`` items
     outside :func:`is_finetune_key` and ``PRETRAIN_IGNORED``, joined by newlines.
     """
-    items = [
-        f"{k}={v!r}" for k, v in sorted(config.final_config_dict.items())
-        if not is_finetune_key(k) and k not in PRETRAIN_IGNORED
-    ]
+    items = [f"{k}={v!r}" for k, v in identity_items(config, PRETRAIN_IGNORED) if not is_finetune_key(k)]
     return hashlib.sha1("\n".join(items).encode()).hexdigest()[:12]
 
 
