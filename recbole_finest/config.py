@@ -325,7 +325,7 @@ class Config(RecBoleConfig):
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
         from recbole_finest.registry import register
 
-        register()  # plugin metrics must be known before RecBole checks `metrics:`
+        register()  # NumPy 2 aliases RecBole 1.2.1 needs
         super().__init__(model, dataset, config_file_list, config_dict)
         validate(self)
 

@@ -11,19 +11,15 @@ Functions (pure torch, vectorized, run on the device of their inputs):
   scores, batch by batch of instances: memory ``O(batch x n_items)`` whatever the number
   of instances (no ``[N, n_items]`` rank lists are ever held).
 
-RecBole metric classes :class:`RBO` and :class:`Jaccard` compare the evaluated model's
-rank lists with reference rank lists held by :class:`StabilityReference` (rank lists of
-another model on the same evaluation instances, in the same order). They are added to
-RecBole's metric registry by :func:`recbole_finest.registry.register_metrics`.
+These are not RecBole metric classes: a RecBole metric sees one model's scores, and
+stability compares two models' rankings of the same instances; the plugin computes it
+itself (``stability.compare_models``) next to RecBole's accuracy evaluation.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
-from recbole.evaluator.base_metric import AbstractMetric
-from recbole.utils import EvaluatorType
 
 __all__ = [
     "rank_lists",
@@ -31,9 +27,6 @@ __all__ = [
     "jaccard",
     "stability_values",
     "stream_stability",
-    "StabilityReference",
-    "RBO",
-    "Jaccard",
 ]
 
 # Max number of elements of one intermediate [rows, width] tensor per chunk.
@@ -72,6 +65,24 @@ def rank_lists(scores: torch.Tensor, depth: Optional[int] = None) -> torch.Tenso
         idx = torch.sort(scores[r0:r1, 1:], dim=1, descending=True, stable=True).indices
         out[r0:r1] = idx[:, :depth] + 1
     return out
+
+
+def _rbo_tail(k: int, p: float, device) -> torch.Tensor:
+    """float64 ``[k + 1]``: ``tail[j] = sum_{d > j} w_d / d`` (``tail[k] = 0``), the RBO weight
+    ``w_d`` (``1/k`` for ``p == 1``, else ``(1 - p) p^(d-1)``) of an item joining at depth ``j``.
+
+    RBO ``= sum_d w_d / d * X_d`` with ``X_d`` = items of ``a`` whose 0-based join depth is
+    ``< d``, i.e. the sum over ``a``'s items of ``tail[join depth]``.
+    """
+    depths = torch.arange(k, dtype=torch.float64, device=device)
+    if p == 1.0:
+        weights = torch.full((k,), 1.0 / k, dtype=torch.float64, device=device)
+    else:
+        weights = (1.0 - p) * torch.pow(torch.tensor(p, dtype=torch.float64, device=device), depths)
+    tail = torch.zeros(k + 1, dtype=torch.float64, device=device)
+    inv_depth = 1.0 / torch.arange(1, k + 1, dtype=torch.float64, device=device)
+    tail[:k] = (weights * inv_depth).flip(0).cumsum(0).flip(0)
+    return tail
 
 
 def rbo(a: torch.Tensor, b: torch.Tensor, p: float = 1.0) -> torch.Tensor:
@@ -113,19 +124,7 @@ def rbo(a: torch.Tensor, b: torch.Tensor, p: float = 1.0) -> torch.Tensor:
     n_ids = int(torch.maximum(a.max(), b.max()).item()) + 1
 
     ranks = torch.arange(k, device=device)
-    if p == 1.0:
-        weights = torch.full((k,), 1.0 / k, dtype=torch.float64, device=device)
-    else:
-        weights = (1.0 - p) * torch.pow(
-            torch.tensor(p, dtype=torch.float64, device=device), ranks.to(torch.float64)
-        )
-    inv_depth = 1.0 / torch.arange(1, k + 1, dtype=torch.float64, device=device)
-    coef = weights * inv_depth
-    # result = sum_d coef_d * X_d with X_d = #{items of a whose join depth j <= d - 1}
-    #        = sum over a's items of tail[j], tail[j] = sum_{d > j} coef_d (tail[k] = 0)
-    tail = torch.zeros(k + 1, dtype=torch.float64, device=device)
-    tail[:k] = coef.flip(0).cumsum(0).flip(0)
-
+    tail = _rbo_tail(k, p, device)
     out = torch.empty(n_rows, dtype=torch.float64, device=device)
     step = _chunk_rows(n_rows, max(n_ids, k))
     for r0 in range(0, n_rows, step):
@@ -219,202 +218,3 @@ def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k
         empty = torch.empty(0, dtype=torch.float64)
         return {"rbo": empty, f"jaccard@{int(k)}": empty.clone()}
     return {key: torch.cat(values) for key, values in parts.items()}
-
-
-class StabilityReference:
-    """Process-wide holder of the reference rank lists read by :class:`RBO` / :class:`Jaccard`.
-
-    The reference is a LongTensor ``[N, D]`` of rank lists (see :func:`rank_lists`) of the
-    reference model (model A) on the same evaluation instances, in the same order, as
-    the model being evaluated (RecBole's eval loaders are not shuffled). ``D`` must cover
-    the depth the metrics need (``rbo_depth`` or the full ranking; ``jaccard_k``).
-
-    Usage::
-
-        StabilityReference.set(rank_lists(scores_a))      # or:
-        with StabilityReference.recording():               # capture it from RecBole
-            trainer_a.evaluate(test_data)                  # (metrics report 1.0 here)
-        trainer_b.evaluate(test_data)                      # RBO / Jaccard vs model A
-        StabilityReference.clear()
-
-    ``with StabilityReference.using(ranks): ...`` sets it temporarily.
-    """
-
-    _ranks: Optional[torch.Tensor] = None
-    _recording: bool = False
-
-    @classmethod
-    def set(cls, ranks: torch.Tensor) -> None:
-        """Set the reference rank lists, LongTensor ``[N, D]``."""
-        if not isinstance(ranks, torch.Tensor) or ranks.dim() != 2:
-            raise ValueError("StabilityReference.set expects a 2-D LongTensor [N, D] of rank lists")
-        if ranks.dtype.is_floating_point:
-            raise ValueError(
-                "StabilityReference.set expects rank lists (item ids), not scores; "
-                "use StabilityReference.set(rank_lists(scores))"
-            )
-        cls._ranks = ranks.long()
-
-    @classmethod
-    def clear(cls) -> None:
-        """Forget the reference (and leave recording mode)."""
-        cls._ranks = None
-        cls._recording = False
-
-    @classmethod
-    def is_set(cls) -> bool:
-        return cls._ranks is not None
-
-    @classmethod
-    def is_recording(cls) -> bool:
-        return cls._recording
-
-    @classmethod
-    def get(cls, n_rows: Optional[int] = None, depth: Optional[int] = None) -> torch.Tensor:
-        """The reference ``[N, D]``; checks ``N == n_rows`` and ``D >= depth`` when given."""
-        if cls._ranks is None:
-            raise RuntimeError(
-                "No stability reference is set for the RBO/Jaccard metrics. Call "
-                "recbole_finest.metrics.StabilityReference.set(rank_lists(scores_of_reference_model)) "
-                "or evaluate the reference model inside `with StabilityReference.recording():` "
-                "before evaluating with metrics RBO/Jaccard."
-            )
-        ranks = cls._ranks
-        if n_rows is not None and ranks.shape[0] != n_rows:
-            raise RuntimeError(
-                f"Stability reference has {ranks.shape[0]} rows but the evaluation has {n_rows} "
-                "instances: the reference must be the rank lists of the reference model on the "
-                "same evaluation data (same split, same order). Set it again with "
-                "StabilityReference.set(...)."
-            )
-        if depth is not None and ranks.shape[1] < depth:
-            raise RuntimeError(
-                f"Stability reference has depth {ranks.shape[1]} but the metric needs depth {depth}; "
-                "set a deeper reference (e.g. rank_lists(scores) with depth=None for the full ranking)."
-            )
-        return ranks
-
-    @classmethod
-    @contextlib.contextmanager
-    def using(cls, ranks: torch.Tensor) -> Iterator[None]:
-        """Temporarily set the reference; the previous state is restored on exit."""
-        prev = (cls._ranks, cls._recording)
-        cls.set(ranks)
-        cls._recording = False
-        try:
-            yield
-        finally:
-            cls._ranks, cls._recording = prev
-
-    @classmethod
-    @contextlib.contextmanager
-    def recording(cls) -> Iterator[None]:
-        """While active, RBO/Jaccard store the evaluated model's rank lists as the reference.
-
-        The deepest rank lists seen for the latest evaluation are kept (RBO offers the
-        full / ``rbo_depth`` ranking, Jaccard its top-k) and stay set after the block.
-        Metric values reported while recording are 1.0 (self-comparison).
-        """
-        prev = cls._recording
-        cls._recording = True
-        try:
-            yield
-        finally:
-            cls._recording = prev
-
-    @classmethod
-    def _offer(cls, ranks: torch.Tensor) -> None:
-        cur = cls._ranks
-        if cur is None or cur.shape[0] != ranks.shape[0] or ranks.shape[1] >= cur.shape[1]:
-            cls._ranks = ranks
-
-
-def _cfg(config, key, default):
-    try:
-        value = config[key]
-    except (KeyError, IndexError, TypeError):
-        return default
-    return default if value is None else value
-
-
-class _StabilityMetric(AbstractMetric):
-    """Common part: full-sort scores ``rec.score`` ``[N, n_items]`` -> rank lists -> compare."""
-
-    metric_type = EvaluatorType.RANKING
-    metric_need = ["rec.score"]
-    smaller = False
-
-    def _depth(self, n_items: int) -> int:
-        raise NotImplementedError
-
-    def _compare(self, ranks: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def per_instance(self, dataobject) -> Optional[torch.Tensor]:
-        """Per-instance values, float64 ``[N]`` (``None`` while recording the reference)."""
-        scores = dataobject.get("rec.score")
-        if scores.dim() != 2:
-            raise ValueError(
-                f"{type(self).__name__} needs full-sort scores 'rec.score' [N, n_items] "
-                f"(eval_args mode 'full'), got shape {tuple(scores.shape)}"
-            )
-        depth = self._depth(scores.shape[1])
-        if StabilityReference.is_recording():
-            StabilityReference._offer(rank_lists(scores, depth))
-            return None
-        ref = StabilityReference.get(n_rows=scores.shape[0], depth=depth)
-        ranks = rank_lists(scores.to(ref.device), depth)
-        return self._compare(ranks, ref[:, :depth])
-
-    def _value(self, dataobject) -> float:
-        values = self.per_instance(dataobject)
-        if values is None:
-            return 1.0
-        return float(values.mean().item()) if values.numel() else float("nan")
-
-
-class RBO(_StabilityMetric):
-    """RecBole metric ``RBO``: mean rank-biased overlap vs the reference rank lists.
-
-    Config: ``rbo_p`` (default 1.0, average overlap as the paper's reference code),
-    ``rbo_depth`` (default ``None`` = full ranking of all ``n_items - 1`` items).
-    Reported key: ``rbo``.
-    """
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.p = float(_cfg(config, "rbo_p", 1.0))
-        if self.p != 1.0 and not 0.0 < self.p < 1.0:
-            raise ValueError(f"rbo_p must be 1.0 or in (0, 1), got {self.p}")
-        depth = _cfg(config, "rbo_depth", None)
-        self.depth = None if depth is None else int(depth)
-
-    def _depth(self, n_items: int) -> int:
-        full = n_items - 1
-        return full if self.depth is None else min(self.depth, full)
-
-    def _compare(self, ranks, ref):
-        return rbo(ranks, ref, p=self.p)
-
-    def calculate_metric(self, dataobject):
-        return {"rbo": round(self._value(dataobject), self.decimal_place)}
-
-
-class Jaccard(_StabilityMetric):
-    """RecBole metric ``Jaccard``: mean Jaccard of top-k sets vs the reference rank lists.
-
-    Config: ``jaccard_k`` (default 10). Reported key: ``jaccard@{k}``.
-    """
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.k = int(_cfg(config, "jaccard_k", 10))
-
-    def _depth(self, n_items: int) -> int:
-        return min(self.k, n_items - 1)
-
-    def _compare(self, ranks, ref):
-        return jaccard(ranks, ref, k=self.k)
-
-    def calculate_metric(self, dataobject):
-        return {f"jaccard@{self.k}": round(self._value(dataobject), self.decimal_place)}

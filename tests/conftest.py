@@ -27,3 +27,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """``-q`` (the README's command) drops the header: the stack line then closes the run instead."""
     if config.get_verbosity() < 0:
         terminalreporter.write_line(pytest_report_header(config))
+
+
+# ------------------------------------------------------------------------- shared tiny configs
+#: the tiny SASRec-on-ml-100k run most tests train (users with >= 300 interactions, one layer,
+#: one epoch each phase); a test adds its own keys with ``{**TINY, ...}`` or :func:`tiny`
+TINY = dict(
+    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
+    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
+    eval_batch_size=512, show_progress=False, seed=2020,
+)
+#: the same run at half the width (the study and reliability tests train many of them)
+TINY_NARROW = {**TINY, "hidden_size": 8, "inner_size": 16}
+
+
+def tiny(base=None, drop=(), **overrides):
+    """A copy of ``base`` (default :data:`TINY`) without the keys in ``drop``, with ``overrides``."""
+    out = {k: v for k, v in (TINY if base is None else base).items() if k not in drop}
+    out.update(overrides)
+    return out

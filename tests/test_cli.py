@@ -11,12 +11,8 @@ import sys
 import yaml
 
 import run_recbole_finest
+from conftest import TINY
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020,
-)
 
 
 def test_two_config_files_and_an_override(tmp_path, monkeypatch):
@@ -27,7 +23,8 @@ def test_two_config_files_and_an_override(tmp_path, monkeypatch):
         **TINY, "finest_topk": 5, "finest_beta1": 0.3, "finetune_method": "finest_no_sim",
         "checkpoint_dir": str(tmp_path / "saved"), "results_dir": str(tmp_path / "results"),
     }))
-    second.write_text(yaml.safe_dump({"finest_topk": 6, "finest_beta1": 0.2, "finest_lambda": 0.5}))
+    second.write_text(yaml.safe_dump({"finest_topk": 6, "finest_beta1": 0.2, "finest_lambda": 0.5,
+                                      "jaccard_k": 5}))
     argv = ["--model=SASRec", "--dataset=ml-100k", f"--config_files={first} {second}",
             "--finest_topk=7", "--finetune_method=finest_order_only"]
     monkeypatch.setattr(sys, "argv", ["run_recbole_finest.py", *argv])
@@ -47,8 +44,11 @@ def test_two_config_files_and_an_override(tmp_path, monkeypatch):
     assert written["finest_beta1"] == 0.2
     assert written["finest_lambda"] == 0.5
     assert written["hidden_size"] == 16  # from the first file
-    for row in results["rows"]:
-        assert 0.0 <= row["rbo"] <= 1.0 and 0.0 <= row["jaccard@10"] <= 1.0
+    assert written["jaccard_k"] == 5
+    # the Jaccard column is named from the config's jaccard_k, and fine-tuning changed the models
+    assert [sorted(k for k in row if k.startswith("jaccard@")) for row in results["rows"]] == [["jaccard@5"]] * 2
+    original, tuned = results["rows"]
+    assert (original["rbo"], original["jaccard@5"]) != (tuned["rbo"], tuned["jaccard@5"])
     assert not [p for p in os.listdir(folder) if p.endswith(".tmp")]
 
 

@@ -21,14 +21,11 @@ from recbole_finest.trainer import FINETUNE, FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu
+from conftest import tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device tool's machine)")
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020, hidden_dropout_prob=0.0, attn_dropout_prob=0.0,
-)
+TINY = tiny(hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
 
 
 @pytest.fixture(scope="module")

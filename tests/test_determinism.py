@@ -10,12 +10,9 @@ from recbole.utils import init_seed
 from recbole_finest.quick_start import run_recbole_finest
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
+from conftest import tiny
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020, perturb_ratio=0.01,
-)
+TINY = tiny(perturb_ratio=0.01)
 
 
 _cwd = contextlib.chdir  # RecBole writes log_tensorboard/ into the working directory

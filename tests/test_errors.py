@@ -11,12 +11,9 @@ from recbole_finest.config import Config
 from recbole_finest.data.datasets import DatasetNotFoundError, MalformedDatasetError
 from recbole_finest.fileio import save_checkpoint, write_json, write_text
 from recbole_finest.quick_start import run_recbole_finest
+from conftest import tiny
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020, embedding_size=16,
-)
+TINY = tiny(embedding_size=16)
 
 
 _cwd = contextlib.chdir  # RecBole writes log_tensorboard/ into the working directory

@@ -14,13 +14,10 @@ import torch
 import yaml
 
 import recbole_finest.trainer as trainer_module
+from conftest import tiny
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "library.md"
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=2, finest_topk=10, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020,
-)
+TINY = tiny(finest_epochs=2)
 
 
 def _snippet(name):

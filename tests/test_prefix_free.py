@@ -19,9 +19,10 @@ from recbole_finest import registry
 from recbole_finest.config import Config
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.utils import get_model
+from conftest import tiny
 
-TINY = dict(user_inter_num_interval="[100,inf)", MAX_ITEM_LIST_LENGTH=20, train_batch_size=256,
-            eval_batch_size=128, show_progress=False, hidden_size=16, inner_size=32, n_layers=1, n_heads=1)
+TINY = tiny(drop=("epochs", "finest_epochs", "finest_topk", "seed"),
+            user_inter_num_interval="[100,inf)", train_batch_size=256, eval_batch_size=128)
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,8 @@ from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu
+from conftest import TINY
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020,
-)
 RATIO = 0.013  # 0.013 * 17955 rows = 233.4 -> 233 rows per epoch
 
 

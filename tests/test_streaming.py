@@ -16,11 +16,10 @@ from _cpu import on_cpu
 from recbole_finest.metrics import jaccard, rank_lists, rbo, stability_values, stream_stability
 from recbole_finest import stability
 from recbole_finest.utils import get_model
+from conftest import tiny
 
-TINY = dict(
-    user_inter_num_interval="[200,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, train_batch_size=512, eval_batch_size=64, show_progress=False,
-)
+TINY = tiny(drop=("epochs", "finest_epochs", "finest_topk", "seed"),
+            user_inter_num_interval="[200,inf)", eval_batch_size=64)
 
 
 def _full_matrix(scores_a, scores_b, p, depth, k):

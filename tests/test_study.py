@@ -14,12 +14,8 @@ from recbole_finest import report
 from recbole_finest.config import Config
 from recbole_finest.study import grid_cells, resolve_grid, run_study
 from recbole_finest.trainer import FinestTrainer
+from conftest import TINY_NARROW as TINY
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=8, inner_size=16, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020,
-)
 GRID = dict(
     study_models=["SASRec"], study_methods=["original", "finest"], study_selections=["random"],
     study_kinds=["deletion"], study_ratios=[0.01], study_seeds=2,

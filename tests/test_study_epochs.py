@@ -15,12 +15,9 @@ from recbole_finest.stability import StabilityRun, epoch_label
 from recbole_finest.study import run_study
 from recbole_finest.study_epochs import cell_labels, split_label
 from recbole_finest.trainer import FinestTrainer
+from conftest import tiny, TINY_NARROW
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=8, inner_size=16, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_topk=10, train_batch_size=512, eval_batch_size=512,
-    show_progress=False, seed=2020, perturb_ratio=0.01,
-)
+TINY = tiny(TINY_NARROW, drop=("finest_epochs",), perturb_ratio=0.01)
 _cwd = contextlib.chdir
 
 

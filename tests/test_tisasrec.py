@@ -346,6 +346,9 @@ def _recbole_config(load_col):
     import recbole
     from recbole.config import Config
 
+    from recbole_finest.registry import register
+
+    register()  # RecBole 1.2.1's Config under NumPy 2
     data_path = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
     return Config(
         model=TiSASRec,
@@ -374,19 +377,31 @@ def test_recbole_ml100k_end_to_end():
     from recbole.data import create_dataset, data_preparation
 
     config = _recbole_config({"inter": ["user_id", "item_id", "timestamp"]})
-    assert config["time_span"] == 256 and config["n_heads"] == 2
+    assert config["time_span"] == 256 and config["n_heads"] == 2 and config["loss_type"] == "CE"
     dataset = create_dataset(config)
     train_data, _, test_data = data_preparation(config, dataset)
     model = TiSASRec(config, train_data.dataset)
     batch = next(iter(train_data))
-    loss = model.calculate_loss(batch)
-    assert torch.isfinite(loss)
-    loss.backward()
-    model.eval()
-    interaction = next(iter(test_data))[0]
+    model.eval()  # no dropout: the loss is cross-entropy over the full-sort scores of the same batch
     with torch.no_grad():
+        before = model.calculate_loss(batch).item()
+        expected = torch.nn.functional.cross_entropy(model.full_sort_predict(batch), batch["item_id"])
+    assert before == pytest.approx(expected.item(), rel=1e-5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(5):  # RecBole's real batch (with its timestamps) trains
+        optimizer.zero_grad()
+        model.calculate_loss(batch).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        assert model.calculate_loss(batch).item() < before - 0.1
+        interaction = next(iter(test_data))[0]
         scores = model.full_sort_predict(interaction)
-    assert scores.shape == (interaction["item_id_list"].shape[0], dataset.item_num)
+        assert scores.shape == (interaction["item_id_list"].shape[0], dataset.item_num)
+        # predict() on the test targets is the full-sort score of those items
+        picked = scores.gather(1, interaction["item_id"].unsqueeze(1)).squeeze(1)
+        assert torch.allclose(model.predict(interaction), picked, atol=1e-5)
 
 
 def test_recbole_ml100k_without_timestamp_raises():

@@ -31,15 +31,13 @@ from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu
+from conftest import tiny
 
 MAX_LEN = 12
 K = 5
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=2,
-    MAX_ITEM_LIST_LENGTH=MAX_LEN, epochs=1, finest_epochs=1, finest_topk=K, train_batch_size=100000,
-    eval_batch_size=64, show_progress=False, seed=7, hidden_dropout_prob=0.0, attn_dropout_prob=0.0,
-    dropout_prob=0.0, loss_type="CE",
-)
+TINY = tiny(n_heads=2, MAX_ITEM_LIST_LENGTH=MAX_LEN, finest_topk=K, train_batch_size=100000,
+            eval_batch_size=64, seed=7, hidden_dropout_prob=0.0, attn_dropout_prob=0.0,
+            dropout_prob=0.0, loss_type="CE")
 
 
 _cwd = contextlib.chdir  # RecBole writes log_tensorboard/ into the working directory

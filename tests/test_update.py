@@ -19,12 +19,9 @@ from recbole_finest.update.churn import churn, score_contexts
 from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
 from recbole_finest.update.strategies import UpdateTrainer
 from recbole_finest.utils import get_model
+from conftest import tiny
 
-TINY = dict(
-    user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
-    MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_topk=10, train_batch_size=512, eval_batch_size=512,
-    show_progress=False, seed=2020, update_epochs=1, train_neg_sample_args=None,
-)
+TINY = tiny(drop=("finest_epochs",), update_epochs=1, train_neg_sample_args=None)
 _cwd = contextlib.chdir  # RecBole writes log/ and log_tensorboard/ into the working directory
 
 
