@@ -346,9 +346,6 @@ def _recbole_config(load_col):
     import recbole
     from recbole.config import Config
 
-    from recbole_finest.registry import register
-
-    register()  # RecBole 1.2.1's Config under NumPy 2
     data_path = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
     return Config(
         model=TiSASRec,
