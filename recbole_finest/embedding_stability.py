@@ -1,5 +1,6 @@
 """Embedding-level stability: how much a trained model's rank lists move when its item
-embeddings are perturbed adversarially (``perturb_family: embedding``).
+embeddings are perturbed adversarially (not a study family:
+``scripts/experiments/methods_reddit.py embedding`` runs it over a grid's models A).
 
 The model's item embedding table ``W [n_rows, H]`` gets one perturbation ``delta`` shared by
 all test instances (the real items' rows only; every row's L2 norm ``<= eps``), found by
