@@ -26,7 +26,8 @@ alternative="greater")`` (H1: the reference's mean is larger) and the improvemen
 Every file is written atomically (``recbole_finest.fileio``).
 """
 
-from recbole_finest.report.labels import GROUP_KEYS, LABELS, METRICS, label, method_label, ratio_label
+from recbole_finest.report.labels import (GROUP_KEYS, LABELS, METRICS, label, method_label, metric_keys, ratio_label,
+                                          stability_keys)
 from recbole_finest.report.plots import (
     _pyplot, _save, pareto_front, plot_epoch_gain, plot_frontier, plot_methods, plot_scale, plot_user_groups,
 )
@@ -37,7 +38,7 @@ from recbole_finest.report.stats import (
 from recbole_finest.report.tables import _finite, epoch_markdown, markdown, to_csv, to_markdown, write_tables
 
 __all__ = [
-    "GROUP_KEYS", "LABELS", "METRICS", "label", "method_label", "ratio_label",
+    "GROUP_KEYS", "LABELS", "METRICS", "label", "method_label", "metric_keys", "ratio_label", "stability_keys",
     "pareto_front", "plot_epoch_gain", "plot_frontier", "plot_methods", "plot_scale", "plot_user_groups",
     "search_columns", "write_search_report",
     "best_tests", "epoch_curves", "group_cells", "is_final", "summarize", "user_group_stability", "welch",

@@ -1,8 +1,23 @@
 """Display names of metrics, methods and perturbation ratios; the keys of a study group."""
 
-METRICS = ("rbo", "jaccard@10", "mrr", "recall@10", "ndcg@10")
+ACCURACY = ("mrr", "recall@10", "ndcg@10")
 LABELS = {"rbo": "RBO", "mrr": "MRR", "recall@10": "Recall@10", "ndcg@10": "NDCG@10"}
 GROUP_KEYS = ("model", "selection", "kind", "ratio")
+
+
+def stability_keys(keys):
+    """``("rbo", "jaccard@<k>", ...)``: RBO and every Jaccard@k among ``keys`` by k (the k is the
+    run's ``jaccard_k``, read off the results rather than assumed to be 10)."""
+    return ("rbo", *sorted({k for k in keys if k.startswith("jaccard@")}, key=lambda k: int(k[8:])))
+
+
+def metric_keys(keys):
+    """The table columns of results holding ``keys``: :func:`stability_keys`, then MRR, Recall@10, NDCG@10."""
+    return (*stability_keys(keys), *ACCURACY)
+
+
+#: the columns of a run with the default ``jaccard_k: 10``
+METRICS = metric_keys(("jaccard@10",))
 
 
 def label(metric):

@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from recbole_finest.fileio import atomic_path
-from recbole_finest.report.labels import GROUP_KEYS, label, method_label, ratio_label
+from recbole_finest.report.labels import GROUP_KEYS, label, method_label, ratio_label, stability_keys
 from recbole_finest.report.stats import epoch_curves
 
 def _pyplot():
@@ -25,6 +25,11 @@ def _save(fig, path, dpi):
     plt.close(fig)
 
 
+def _stability(summary):
+    """RBO and the Jaccard@k columns of summary rows (``<metric>_mean`` keys)."""
+    return stability_keys({k[:-5] for r in summary for k in r if k.endswith("_mean")})
+
+
 def _zoom(ax, values):
     """y-range around ``values`` with room for bar labels (bars of close values stay readable)."""
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
@@ -32,7 +37,7 @@ def _zoom(ax, values):
     ax.set_ylim(max(0.0, lo - pad), hi + pad)
 
 
-def plot_scale(summary, path, methods=("original", "finest"), metrics=("rbo", "jaccard@10"), dpi=80):
+def plot_scale(summary, path, methods=("original", "finest"), metrics=None, dpi=80):
     """Stability vs perturbation scale, one panel column per (model, selection, kind) with >= 2 ratios.
 
     Returns the number of panel columns drawn (0: nothing to plot, no file written).
@@ -44,7 +49,7 @@ def plot_scale(summary, path, methods=("original", "finest"), metrics=("rbo", "j
     series = OrderedDict((k, v) for k, v in series.items() if len({r["ratio"] for r in v}) >= 2)
     if not series:
         return 0
-    metrics = [m for m in metrics if f"{m}_mean" in summary[0]]
+    metrics = [m for m in metrics or _stability(summary) if f"{m}_mean" in summary[0]]
     plt = _pyplot()
     fig, axes = plt.subplots(len(metrics), len(series), figsize=(4.2 * len(series), 3.0 * len(metrics)),
                              squeeze=False)
@@ -75,7 +80,7 @@ def plot_scale(summary, path, methods=("original", "finest"), metrics=("rbo", "j
     return len(series)
 
 
-def plot_user_groups(groups, path, metrics=("rbo", "jaccard@10"), dpi=80, fraction=0.2):
+def plot_user_groups(groups, path, metrics=None, dpi=80, fraction=0.2):
     """Grouped bars: lowest / highest-MRR users, Original vs the fine-tuned method.
 
     Args:
@@ -83,6 +88,7 @@ def plot_user_groups(groups, path, metrics=("rbo", "jaccard@10"), dpi=80, fracti
     """
     if not groups:
         return 0
+    metrics = metrics or stability_keys(groups[0]["seeds"][0]["low"]["original"])
     plt = _pyplot()
     fig, axes = plt.subplots(len(metrics), len(groups), figsize=(3.6 * len(groups), 2.8 * len(metrics)),
                              squeeze=False)
@@ -113,7 +119,7 @@ def plot_user_groups(groups, path, metrics=("rbo", "jaccard@10"), dpi=80, fracti
     return len(groups)
 
 
-def plot_methods(summary, path, metrics=("rbo", "jaccard@10"), dpi=80, ratio=None):
+def plot_methods(summary, path, metrics=None, dpi=80, ratio=None):
     """Bar chart of RBO / Jaccard per method, one panel per (model, selection, kind) at ``ratio``."""
     rows = [r for r in summary if ratio is None or r["ratio"] == ratio]
     panels = OrderedDict()
@@ -121,6 +127,7 @@ def plot_methods(summary, path, metrics=("rbo", "jaccard@10"), dpi=80, ratio=Non
         panels.setdefault((r["model"], r["selection"], r["kind"], r["ratio"]), []).append(r)
     if not panels:
         return 0
+    metrics = metrics or _stability(summary)
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(max(3.2, 1.2 * max(map(len, panels.values()))) * len(panels), 2.8),
                              squeeze=False)

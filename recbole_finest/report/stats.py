@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 from scipy import stats
 
-from recbole_finest.report.labels import GROUP_KEYS, METRICS
+from recbole_finest.report.labels import GROUP_KEYS, metric_keys, stability_keys
 
 def welch(a, b):
     """One-tailed Welch t-test of H1 ``mean(a) > mean(b)``: ``(t, p)``.
@@ -37,13 +37,14 @@ def group_cells(cells):
     return groups
 
 
-def summarize(cells, methods=None, metrics=METRICS, reference="finest"):
+def summarize(cells, methods=None, metrics=None, reference="finest"):
     """Seed statistics and tests of every group.
 
     Args:
         cells: cell records.
         methods: method order of the tables (default: order of first appearance).
-        metrics: metric keys; keys absent from every cell are dropped.
+        metrics: metric keys (default :func:`~recbole_finest.report.labels.metric_keys` of the
+            cells' keys); keys absent from every cell are dropped.
         reference: the method tested against every other one (skipped when absent).
 
     Returns:
@@ -52,6 +53,8 @@ def summarize(cells, methods=None, metrics=METRICS, reference="finest"):
         group keys, ``method`` (the reference), ``versus``, ``metric``, the two means,
         ``improvement_pct``, ``t`` and ``p``.
     """
+    if metrics is None:
+        metrics = metric_keys({k for c in cells for k in c["metrics"]})
     metrics = [m for m in metrics if any(m in c["metrics"] for c in cells)]
     summary, tests = [], []
     for key, by_method in group_cells(cells).items():
@@ -92,7 +95,7 @@ def best_tests(tests):
     return list(best.values())
 
 
-def user_group_stability(original, finetuned, fraction=0.2, metrics=("rbo", "jaccard@10")):
+def user_group_stability(original, finetuned, fraction=0.2, metrics=None):
     """Stability of the lowest- and highest-accuracy users, before and after fine-tuning.
 
     Users are ranked by their MRR under model A *without* fine-tuning (mean reciprocal rank
@@ -103,10 +106,12 @@ def user_group_stability(original, finetuned, fraction=0.2, metrics=("rbo", "jac
     Args:
         original / finetuned: per-instance arrays of one seed (``StabilityRun.instances``):
             ``user [N]``, ``rr_a [N]`` and every key of ``metrics`` (``[N]``), same order.
+        metrics: default RBO and the Jaccard@k keys of ``original``.
 
     Returns:
         ``{"low": {"original": {metric: v}, "finetuned": {...}, "n_users": int}, "high": ...}``.
     """
+    metrics = stability_keys(original) if metrics is None else metrics
     users = np.asarray(original["user"])
     if not np.array_equal(users, np.asarray(finetuned["user"])):
         raise ValueError("user groups: the two runs have different test instances")
