@@ -1,0 +1,200 @@
+"""Issue-19 point 5: BERT4Rec time-to-accuracy curves, prefix unit vs sequence-unit settings.
+
+One pre-training run of BERT4Rec on wikipedia per variant (hidden 64, 2 layers, RecBole's
+pre-training lr 1e-3 unless the variant changes it, same seed, same initial parameters),
+validation MRR@10 after every epoch against the cumulative **process CPU time of the
+training epochs** (validation excluded), one thread. A run stops at ``--budget`` CPU seconds
+of training or ``--epochs`` epochs, whichever comes first.
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 19 \
+        python scripts/experiments/bert4rec_convergence.py --variant prefix [--budget 1200]
+    python scripts/experiments/bert4rec_convergence.py --variant default      # sequence, 1 copy
+    python scripts/experiments/bert4rec_convergence.py --list                 # the variants
+    python scripts/experiments/bert4rec_convergence.py --summary              # table of the runs
+    python scripts/experiments/bert4rec_convergence.py --plot                 # the PNG
+
+Writes docs/bert4rec_convergence/<variant>-s<seed>.json after every epoch (``complete``
+true once the run stopped on its budget or epochs); a complete run is not run again, so
+the script is resumable per run.
+"""
+
+import argparse
+import glob
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+
+import torch  # noqa: E402
+from recbole.utils import init_logger, init_seed  # noqa: E402
+
+from recbole_finest.config import Config  # noqa: E402
+from recbole_finest.fileio import write_json  # noqa: E402
+from recbole_finest.quick_start import load_data  # noqa: E402
+from recbole_finest.utils import get_model  # noqa: E402
+from recbole_finest.trainer import FinestTrainer  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "bert4rec_convergence")
+ROOT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
+BASE = {
+    "dataset": "wikipedia", "raw_data_file": os.path.join(ROOT, os.pardir, "shared", "data", "wikipedia.tsv"),
+    "hidden_size": 64, "inner_size": 128, "n_layers": 2, "n_heads": 2,
+    "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2, "MAX_ITEM_LIST_LENGTH": 50,
+    "train_batch_size": 1024, "eval_batch_size": 2048, "learning_rate": 1e-3,
+    "show_progress": False, "finest": False,
+}
+# variant -> overrides of BASE (every key exists in the plugin's or RecBole's config)
+VARIANTS = {
+    "prefix": {"train_unit": "prefix"},
+    "default": {"train_unit": "sequence"},
+    "mask_copies=4": {"train_unit": "sequence", "mask_copies": 4},
+    "mask_ratio=0.4": {"train_unit": "sequence", "mask_ratio": 0.4},
+    "batch=128": {"train_unit": "sequence", "train_batch_size": 128},
+    "batch=128,mask_copies=4": {"train_unit": "sequence", "train_batch_size": 128, "mask_copies": 4},
+    "mask_copies=4,lr=3e-3": {"train_unit": "sequence", "mask_copies": 4, "learning_rate": 3e-3},
+}
+METRIC = "mrr@10"
+
+
+def _path(variant, seed):
+    return os.path.join(OUT, f"{variant}-s{seed}.json")
+
+
+def _config(variant, seed):
+    overrides = {**BASE, **VARIANTS[variant], "seed": seed,
+                 "checkpoint_dir": os.path.join(ROOT, "runs", "bert4rec_convergence", "saved")}
+    return Config(model="BERT4Rec", config_dict=overrides), overrides
+
+
+def run(args):
+    """Train ``args.variant`` epoch by epoch; write the curve after every epoch."""
+    path = _path(args.variant, args.seed)
+    if os.path.isfile(path) and json.load(open(path)).get("complete"):
+        print(f"{path} is complete; delete it to rerun")
+        return
+    torch.set_num_threads(1)
+    config, overrides = _config(args.variant, args.seed)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset, (train_data, valid_data, _) = load_data(config)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data.dataset)
+    trainer = FinestTrainer(config, model)
+    trainer._start_phase("pretrain", config["learning_rate"], args.epochs)
+    loader = trainer.make_loader(train_data)
+    curve, cpu, start = [], 0.0, time.time()
+    for epoch in range(args.epochs):
+        t0 = time.process_time()
+        loss = trainer._train_epoch(loader, epoch)
+        cpu += time.process_time() - t0
+        result = trainer.evaluate(valid_data, load_best_model=False)
+        curve.append({"epoch": epoch + 1, "train_cpu_s": round(cpu, 2), "loss": float(loss),
+                      METRIC: float(result[METRIC]), "wall_s": round(time.time() - start, 1)})
+        print(f"{args.variant} epoch {epoch + 1}: cpu {cpu:.0f} s, {METRIC} {result[METRIC]:.4f}", flush=True)
+        done = cpu >= args.budget or epoch + 1 == args.epochs
+        write_json(path, {
+            "model": "BERT4Rec", "dataset": "wikipedia", "variant": args.variant, "seed": args.seed,
+            "overrides": {k: v for k, v in overrides.items() if k not in ("raw_data_file", "checkpoint_dir")},
+            "budget_cpu_s": args.budget, "max_epochs": args.epochs, "complete": done,
+            "stopped_on": ("budget" if cpu >= args.budget else "epochs") if done else None,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "threads": torch.get_num_threads(), "curve": curve,
+        })
+        if done:
+            break
+
+
+def _load(seed):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(OUT, f"*-s{seed}.json"))):
+        with open(path) as f:
+            r = json.load(f)
+        runs[r["variant"]] = r
+    return runs
+
+
+def _time_to(curve, target):
+    """CPU seconds of training at the first epoch whose MRR@10 reaches ``target``, or None."""
+    return next((p["train_cpu_s"] for p in curve if p[METRIC] >= target), None)
+
+
+def summary(args):
+    """Best MRR@10 per variant, CPU time to reach 98% of the prefix unit's best, and the target."""
+    runs = _load(args.seed)
+    if "prefix" not in runs:
+        print("no prefix run yet")
+        return
+    pre = runs["prefix"]
+    best_pre = max(p[METRIC] for p in pre["curve"])
+    target, pre_cpu = 0.98 * best_pre, pre["curve"][-1]["train_cpu_s"]
+    t_pre = _time_to(pre["curve"], target)
+    print(f"prefix best {METRIC} {best_pre:.4f} (target {target:.4f}); prefix reaches it at {t_pre} s")
+    print("| variant | epochs | train CPU [s] | best MRR@10 | vs prefix best | CPU to 98% of prefix best [s] "
+          "| / prefix's time to it | target met (<= 1/5) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in [v for v in VARIANTS if v in runs]:
+        r = runs[name]
+        best = max(p[METRIC] for p in r["curve"])
+        t = _time_to(r["curve"], target)
+        ratio = f"{t / t_pre:.2f}" if t is not None and t_pre else "n/a"
+        met = "n/a" if name == "prefix" else ("yes" if t is not None and t_pre and t <= t_pre / 5 else "no")
+        state = "" if r["complete"] else " (running)"
+        print(f"| {name}{state} | {r['curve'][-1]['epoch']} | {r['curve'][-1]['train_cpu_s']:.0f} | {best:.4f} | "
+              f"{100 * (best - best_pre) / best_pre:+.1f}% | {t if t is not None else 'not reached'} | {ratio} | {met} |")
+    print(f"(prefix budget: {pre['budget_cpu_s']} s, used {pre_cpu:.0f} s)")
+
+
+def plot(args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = _load(args.seed)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in [v for v in VARIANTS if v in runs]:
+        curve = runs[name]["curve"]
+        ax.plot([p["train_cpu_s"] / 60 for p in curve], [p[METRIC] for p in curve],
+                marker="o", markersize=3, label=name)
+    if "prefix" in runs:
+        best = max(p[METRIC] for p in runs["prefix"]["curve"])
+        ax.axhline(0.98 * best, color="grey", linestyle=":", label="98% of prefix best")
+    ax.set_xlabel("training CPU time, one thread [min]")
+    ax.set_ylabel("validation MRR@10")
+    ax.set_title("BERT4Rec on wikipedia (hidden 64): time to accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = os.path.join(ROOT, "docs", "bert4rec_convergence.png")
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", choices=sorted(VARIANTS))
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--budget", type=float, default=1200.0, help="CPU seconds of training per run")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--plot", action="store_true")
+    args = parser.parse_args()
+    if args.list:
+        for name, over in VARIANTS.items():
+            print(name, over)
+    elif args.summary:
+        summary(args)
+    elif args.plot:
+        plot(args)
+    elif args.variant:
+        run(args)
+    else:
+        parser.error("give --variant, --list, --summary or --plot")
+
+
+if __name__ == "__main__":
+    main()
