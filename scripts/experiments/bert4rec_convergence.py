@@ -141,7 +141,7 @@ def summary(args):
         t = _time_to(r["curve"], target)
         ratio = f"{t / t_pre:.2f}" if t is not None and t_pre else "n/a"
         met = "n/a" if name == "prefix" else ("yes" if t is not None and t_pre and t <= t_pre / 5 else "no")
-        state = "" if r["complete"] else " (running)"
+        state = "" if r["complete"] else " (partial: stopped or running)"
         print(f"| {name}{state} | {r['curve'][-1]['epoch']} | {r['curve'][-1]['train_cpu_s']:.0f} | {best:.4f} | "
               f"{100 * (best - best_pre) / best_pre:+.1f}% | {t if t is not None else 'not reached'} | {ratio} | {met} |")
     print(f"(prefix budget: {pre['budget_cpu_s']} s, used {pre_cpu:.0f} s)")
@@ -158,10 +158,12 @@ def plot(args):
     for name in [v for v in VARIANTS if v in runs]:
         curve = runs[name]["curve"]
         ax.plot([p["train_cpu_s"] / 60 for p in curve], [p[METRIC] for p in curve],
-                marker="o", markersize=3, label=name)
+                marker="o", markersize=7 if len(curve) == 1 else 3, label=name)
     if "prefix" in runs:
         best = max(p[METRIC] for p in runs["prefix"]["curve"])
         ax.axhline(0.98 * best, color="grey", linestyle=":", label="98% of prefix best")
+        t_pre = _time_to(runs["prefix"]["curve"], 0.98 * best)
+        ax.axvline(t_pre / 5 / 60, color="grey", linestyle="--", label="1/5 of prefix's time to it")
     ax.set_xlabel("training CPU time, one thread [min]")
     ax.set_ylabel("validation MRR@10")
     ax.set_title("BERT4Rec on wikipedia (hidden 64): time to accuracy")
