@@ -35,7 +35,7 @@ from recbole_finest.config import Config  # noqa: E402
 from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
 from recbole_finest.utils import get_model  # noqa: E402
-from recbole_finest.trainer import FinestTrainer  # noqa: E402
+from recbole_finest.trainer import PRETRAIN, FinestTrainer  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "bert4rec_convergence")
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
@@ -83,7 +83,7 @@ def run(args):
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data.dataset)
     trainer = FinestTrainer(config, model)
-    trainer._start_phase("pretrain", config["learning_rate"], args.epochs)
+    trainer._start_phase(PRETRAIN, config["learning_rate"], args.epochs)
     loader = trainer.make_loader(train_data)
     curve, cpu, start = [], 0.0, time.time()
     for epoch in range(args.epochs):
