@@ -2,10 +2,11 @@
 
 This file and ``model_kind.py`` (the model-kind adapter) are the only places in
 recbole_finest that touch RecBole internals: here the NumPy aliases RecBole's ``Config``
-needs, the sequential dataset's prefix augmentation, the progress attributes RecBole's
-``Trainer`` sets (``reset_trainer_progress``) and its distributed-rank checkpoint guard
-(``writes_checkpoints``); in ``model_kind.py`` the ``gather_indexes`` pick of SASRec /
-GRU4Rec. Everything else uses RecBole's public classes.
+needs, the sequential dataset's prefix augmentation, the per-fit attributes RecBole's
+``Trainer`` sets (``start_trainer_phase``), its checkpoint content and distributed-rank guard
+(``trainer_checkpoint``, ``writes_checkpoints``) and ``resume_trainer``; in ``model_kind.py``
+the ``gather_indexes`` pick of SASRec / GRU4Rec (docs/architecture.md, "RecBole internals").
+Everything else uses RecBole's public classes.
 
 Call :func:`register` once (idempotent) before building a ``recbole.config.Config``: it
 makes RecBole 1.2.1 work under NumPy 2 (:func:`patch_numpy_aliases`).
@@ -185,13 +186,20 @@ def create_dataset(config):
     return dataset
 
 
-def reset_trainer_progress(trainer) -> None:
-    """Reset the progress attributes RecBole's ``Trainer.__init__`` sets, for a new training phase.
+# ---------------------------------------------------------------- RecBole Trainer internals
+def start_trainer_phase(trainer, learning_rate, epochs) -> None:
+    """Reset what RecBole 1.2.1's ``Trainer.__init__`` sets for one ``fit``, so a second
+    ``fit`` (fine-tuning after pre-training) starts as a fresh trainer would.
 
-    ``start_epoch``, ``cur_step``, ``best_valid_score`` (``-inf`` / ``inf`` by
-    ``valid_metric_bigger``), ``best_valid_result`` and ``train_loss_dict`` are what RecBole's
-    ``fit`` / ``_save_checkpoint`` / ``resume_checkpoint`` read and write.
+    Sets ``learning_rate``, ``epochs``, ``eval_step`` (at most ``epochs``), a new
+    ``optimizer`` (``Trainer._build_optimizer``), ``start_epoch``, ``cur_step``,
+    ``best_valid_score`` (the worst value for ``valid_metric_bigger``), ``best_valid_result``
+    and ``train_loss_dict``.
     """
+    trainer.learning_rate = learning_rate
+    trainer.epochs = epochs
+    trainer.eval_step = min(trainer.config["eval_step"], epochs)
+    trainer.optimizer = trainer._build_optimizer()
     trainer.start_epoch = 0
     trainer.cur_step = 0
     trainer.best_valid_score = -np.inf if trainer.valid_metric_bigger else np.inf
@@ -200,5 +208,30 @@ def reset_trainer_progress(trainer) -> None:
 
 
 def writes_checkpoints(config) -> bool:
-    """RecBole's rank guard of ``Trainer._save_checkpoint``: False on ranks > 0 of a distributed run."""
+    """RecBole's rank guard of ``Trainer._save_checkpoint``: only the process of local rank 0
+    (or a single-process run) writes checkpoints."""
     return bool(config["single_spec"]) or config["local_rank"] == 0
+
+
+def trainer_checkpoint(trainer, epoch) -> dict:
+    """The content of RecBole 1.2.1's ``Trainer._save_checkpoint`` for ``trainer`` after ``epoch``."""
+    return {
+        "config": trainer.config,
+        "epoch": epoch,
+        "cur_step": trainer.cur_step,
+        "best_valid_score": trainer.best_valid_score,
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": trainer.model.other_parameter(),
+        "optimizer": trainer.optimizer.state_dict(),
+    }
+
+
+def resume_trainer(trainer, checkpoint, resume_file) -> None:
+    """RecBole 1.2.1's ``Trainer.resume_checkpoint`` from an already loaded ``checkpoint`` dict."""
+    trainer.saved_model_file = str(resume_file)
+    trainer.start_epoch = checkpoint["epoch"] + 1
+    trainer.cur_step = checkpoint["cur_step"]
+    trainer.best_valid_score = checkpoint["best_valid_score"]
+    trainer.model.load_state_dict(checkpoint["state_dict"])
+    trainer.model.load_other_parameter(checkpoint.get("other_parameter"))
+    trainer.optimizer.load_state_dict(checkpoint["optimizer"])

@@ -1,14 +1,11 @@
 """How the trainer gets next-item scores and losses out of a RecBole sequential model.
 
-Two kinds of models:
+The model's kind (``model_kind.ModelAdapter``: causal / masked / prefix-only) is chosen once
+per model and decides the passes:
 
-* position-wise causal models (kind ``CAUSAL`` of ``model_kind.kind_of``: any model with an
-  ``all_position_output(interaction) -> [B, L, H]`` method, like the plugin's TiSASRec):
-  the hidden state at position ``t`` depends only on items ``<= t``, so one forward pass
-  over a window scores the next item at every position. RecBole's SASRec and GRU4Rec
-  compute all positions and then pick the last one with ``gather_indexes``; the model-kind
-  adapter (``model_kind.all_position_output``) runs their own ``forward`` with that pick
-  disabled on the instance for the call (no model code is copied, the class is not patched).
+* causal models: one forward pass over a window scores the next item at every position
+  (the adapter's ``position_hidden``; for RecBole's SASRec and GRU4Rec the adapter replaces
+  ``gather_indexes`` on the instance for that call, see ``model_kind``).
 * masked models (BERT4Rec): ``train_unit: sequence`` trains on whole-sequence windows with
   the model's own masked-item objective (``mask_items``, vectorized). The FINEST regularizer
   then uses the scores at *every* position of that same masked forward pass (no second
@@ -18,8 +15,11 @@ Two kinds of models:
   not the ``full_sort_predict`` next-item lists of prefixes (docs/performance.md).
   ``train_unit: prefix`` keeps RecBole's layout: ``calculate_loss`` on masked prefixes and
   the next-item scores of ``full_sort_predict`` (vectorized, ``masked_last_scores``).
-* every other model (NARM, ...): RecBole's ``calculate_loss`` and ``full_sort_predict`` on
-  prefix instances.
+* prefix-only models (NARM, Caser, ...): RecBole's ``calculate_loss`` and
+  ``full_sort_predict`` on prefix instances.
+
+This module reads the model's public attributes (``ITEM_SEQ``, ``item_embedding``,
+``loss_type``, ...) and patches nothing.
 
 Boolean selections of valid positions (``x[mask]``) are the only host/device
 synchronisations per batch (the size of the selection); everything else stays on the
@@ -32,47 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, take
-from recbole_finest.model_kind import CAUSAL, MASKED, all_position_output, kind_of
-
-
-def is_position_wise(model):
-    return kind_of(model) == CAUSAL
-
-
-def supports_sequence_unit(model):
-    """True when the model can train on whole-sequence windows (``train_unit: sequence``)."""
-    return kind_of(model) in (CAUSAL, MASKED)
-
-
-# RecBole 1.2.1 sequential models FinestTrainer refuses, and why (docs/models.md).
-REFUSED_MODELS = {
-    "DIN": "is a CTR model (point-wise training on a label field, item-feature sequences, no full_sort_predict)",
-    "DIEN": "is a CTR model (point-wise training on a label field, item-feature sequences, no full_sort_predict)",
-    "FDSA": "needs item side features (selected_features)",
-    "SASRecF": "needs item side features (selected_features)",
-    "GRU4RecF": "needs item side features (selected_features)",
-    "S3Rec": "needs item attribute features and its own two-stage pre-training (train_stage)",
-    "KSR": "needs knowledge-graph entities (kg/link files and pretrained entity embeddings)",
-    "GRU4RecKG": "needs knowledge-graph entities (kg/link files and pretrained entity embeddings)",
-    "SHAN": "reads the inverted sequence of RecBole's inverse_itemseq batch transform, which FinestTrainer's batches do not apply",
-    "FEARec": ("looks up same-target training sequences in an index built at construction; the FINEST simulation's "
-               "inserted / replaced items become targets outside that index"),
-}
-
-
-def check_model(model):
-    """Refuse models FinestTrainer cannot fine-tune (an instance, or a class before building it), with the reason."""
-    from recbole.utils import ModelType
-
-    name = model.__name__ if isinstance(model, type) else type(model).__name__
-    if name in REFUSED_MODELS:
-        raise ValueError(f"FINEST cannot fine-tune {name}: it {REFUSED_MODELS[name]} (docs/models.md)")
-    if getattr(model, "type", None) != ModelType.SEQUENTIAL:
-        raise ValueError(f"FINEST needs a RecBole sequential model; '{name}' is of type {getattr(model, 'type', None)}")
-    if isinstance(model, type):
-        return
-    if not hasattr(model, "ITEM_SEQ") or not hasattr(model, "full_sort_predict"):
-        raise ValueError(f"FINEST needs a model with item-sequence input and full_sort_predict; '{name}' has neither")
+from recbole_finest.model_kind import REFUSED_MODELS, ModelAdapter, check_model  # noqa: F401 (re-exported)
 
 
 def disable_anomaly_detection():
@@ -96,20 +56,18 @@ class SequenceScorer:
         disable_anomaly_detection()
         self.model = model
         self.ft_ratio = ft_ratio or 0.0  # BERT4Rec: share of batches that mask only the last item
-        self.position_wise = is_position_wise(model)
-        self.masked = kind_of(model) == MASKED
+        self.adapter = ModelAdapter(model)  # the model's kind, chosen once
+        self.position_wise = self.adapter.causal
+        self.masked = self.adapter.masked
 
     # ------------------------------------------------------------------ scores
     def position_hidden(self, interaction):
         """float ``[B, L, H]``: hidden state at every input position.
 
         Causal models: position ``t`` sees items ``<= t``. Masked models: the bidirectional
-        encoding of the (unmasked) ``ITEM_SEQ``.
+        encoding of the (unmasked) ``ITEM_SEQ`` (``ModelAdapter.position_hidden``).
         """
-        model = self.model
-        if self.masked:
-            return model.forward(interaction[model.ITEM_SEQ])
-        return all_position_output(model, interaction)
+        return self.adapter.position_hidden(interaction)
 
     def item_logits(self, hidden):
         """``hidden [..., H]`` -> scores ``[..., n_items]`` against every item embedding

@@ -27,19 +27,20 @@ from recbole_finest.fileio import load_checkpoint, new_run_id, run_file, save_ch
 from recbole_finest.loss import rank_preserving_loss
 from recbole_finest.methods import get_method
 from recbole_finest.reference import ReferenceLists
-from recbole_finest.registry import reset_trainer_progress, writes_checkpoints
-from recbole_finest.scoring import SequenceScorer, supports_sequence_unit
+from recbole_finest.registry import resume_trainer, start_trainer_phase, trainer_checkpoint, writes_checkpoints
+from recbole_finest.scoring import SequenceScorer
 
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 SIM_KINDS_PER_EPOCH = ("deletion", "replacement", "insertion")
 
 
-def resolve_train_unit(config, model):
-    """``train_unit`` -> ``"sequence"`` or ``"prefix"`` for this model."""
+def resolve_train_unit(config, adapter):
+    """``train_unit`` -> ``"sequence"`` or ``"prefix"`` for the model of ``adapter`` (a ``ModelAdapter``)."""
     unit = config["train_unit"]
+    supported, model = adapter.sequence_unit, adapter.model
     if unit == "auto":
-        return SEQUENCE if supports_sequence_unit(model) else PREFIX
-    if unit == SEQUENCE and not supports_sequence_unit(model):
+        return SEQUENCE if supported else PREFIX
+    if unit == SEQUENCE and not supported:
         raise ValueError(
             f"train_unit: sequence is not supported by {type(model).__name__} (its hidden states are not "
             f"position-wise causal); use train_unit: prefix or auto"
@@ -84,7 +85,7 @@ class FinestTrainer(Trainer):
         model = model.to(config["device"])
         super().__init__(config, model)
         self.scorer = SequenceScorer(model, config["ft_ratio"] if "ft_ratio" in config else 0.0)
-        self.unit = resolve_train_unit(config, model)
+        self.unit = resolve_train_unit(config, self.scorer.adapter)
         self.method = get_method(config["finetune_method"])
         if self.method.regularizer:  # fail before pre-training, not after it
             check_topk(config["finest_topk"], model.n_items)
@@ -111,7 +112,8 @@ class FinestTrainer(Trainer):
 
     def make_loader(self, train_data, perturb_fn=None):
         dataset = getattr(train_data, "dataset", None)
-        return SequenceLoader(dataset, self.sequences_of(train_data), self.config, self.unit, perturb_fn)
+        return SequenceLoader(dataset, self.sequences_of(train_data), self.config, self.unit, perturb_fn,
+                              masked=self.scorer.masked)
 
     def _simulation(self):
         """Per-epoch perturbation ``f(sequences, epoch)`` of the current method, or None."""
@@ -143,11 +145,7 @@ class FinestTrainer(Trainer):
     # ------------------------------------------------------------------ phases
     def _start_phase(self, phase, learning_rate, epochs):
         self.phase = phase
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.eval_step = min(self.config["eval_step"], epochs)
-        self.optimizer = self._build_optimizer()
-        reset_trainer_progress(self)
+        start_trainer_phase(self, learning_rate, epochs)  # RecBole's per-fit attributes (registry.py)
         self.saved_model_file = os.path.join(self.run_dir, f"{phase}{self.tag}.pth")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
@@ -185,7 +183,8 @@ class FinestTrainer(Trainer):
         path = self.config["finest_reference_file"]
         path = run_file(path, self.run_id, self.tag) if path else None
         ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, path)
-        batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"]))
+        batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"],
+                                                               masked=self.scorer.masked))
         self.reference = ref.fill(self.scorer, batches, show_progress)
         return self.reference
 
@@ -266,21 +265,12 @@ class FinestTrainer(Trainer):
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        """RecBole's checkpoint content, written atomically (temp file + rename)."""
-        if not writes_checkpoints(self.config):  # RecBole's guard: only rank 0 of a distributed run writes
+        """RecBole's checkpoint content plus the phase, written atomically (temp file + rename),
+        by the process of local rank 0 only (RecBole's guard)."""
+        if not writes_checkpoints(self.config):
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
-            "config": self.config,
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": self.best_valid_score,
-            "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
-            "optimizer": self.optimizer.state_dict(),
-            "phase": self.phase,
-        }
-        save_checkpoint(state, path)
+        save_checkpoint({**trainer_checkpoint(self, epoch), "phase": self.phase}, path)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
@@ -294,14 +284,7 @@ class FinestTrainer(Trainer):
             self.logger.info(f"Loading model parameters from {path}")
 
     def resume_checkpoint(self, resume_file):
-        checkpoint = load_checkpoint(str(resume_file), map_location=self.device)
-        self.saved_model_file = str(resume_file)
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.cur_step = checkpoint["cur_step"]
-        self.best_valid_score = checkpoint["best_valid_score"]
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        resume_trainer(self, load_checkpoint(str(resume_file), map_location=self.device), resume_file)
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     @torch.no_grad()

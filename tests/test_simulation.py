@@ -125,7 +125,8 @@ def test_loader_rebuilds_instances_from_perturbed_sequences(env):
     trainer = env["make_trainer"](finest_sim_kind="replacement")
     seqs = trainer.sequences_of(env["train"])
     simulation = trainer._simulation()
-    loader = SequenceLoader(env["train"].dataset, seqs, trainer.config, "sequence", perturb_fn=simulation)
+    loader = SequenceLoader(env["train"].dataset, seqs, trainer.config, "sequence", perturb_fn=simulation,
+                            masked=trainer.scorer.masked)
     for epoch in (0, 1):
         loader.set_epoch(epoch)
         ids = torch.cat([batch[TARGET_ID].reshape(-1) for batch in loader]).numpy()

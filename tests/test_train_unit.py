@@ -77,7 +77,7 @@ def short_sequences(n_items, max_rows=MAX_LEN + 1, n_seq=23, seed=0):
 
 
 def _single_batch(trainer, seqs, unit):
-    loader = SequenceLoader(None, seqs, trainer.config, unit)
+    loader = SequenceLoader(None, seqs, trainer.config, unit, masked=trainer.scorer.masked)
     batches = list(loader)
     assert len(batches) == 1  # train_batch_size holds every target
     return batches[0]
@@ -275,7 +275,8 @@ def _config(env, model_name, **overrides):
 
 def _epoch(env, seqs, model_name, unit=SEQUENCE, **overrides):
     """One epoch of ``SequenceLoader`` batches over ``seqs`` with config ``overrides``."""
-    return list(SequenceLoader(None, seqs, _config(env, model_name, **overrides), unit))
+    return list(SequenceLoader(None, seqs, _config(env, model_name, **overrides), unit,
+                               masked=model_name == "BERT4Rec"))
 
 
 def test_mask_copies_repeat_every_window_in_the_same_number_of_steps(env):
@@ -384,5 +385,5 @@ def test_prefix_parity_example_turns_on_split_targets_and_shuffled_batches(env):
                         "properties", "examples", "prefix_parity.yaml")
     cfg = on_cpu(Config("SASRec", "ml-100k", config_file_list=[path],
                         config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved")}))
-    loader = SequenceLoader(None, short_sequences(1000), cfg, cfg["train_unit"])
+    loader = SequenceLoader(None, short_sequences(1000), cfg, cfg["train_unit"], masked=False)
     assert (loader.unit, loader.split, loader.copies, cfg["length_bucketing"]) == (SEQUENCE, True, 8, False)

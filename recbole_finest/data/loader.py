@@ -37,26 +37,25 @@ import numpy as np
 import torch
 
 from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, take
-from recbole_finest.model_kind import MASKED, kind_of_config
 
 SEQUENCE = "sequence"
 PREFIX = "prefix"
 BUCKET_POOL_BATCHES = 50  # windows are sorted by length within pools of this many batches
 
 
-def uses_masked_windows(config, unit):
-    """True when ``unit`` is ``sequence`` and the model is a masked model (BERT4Rec)."""
-    return unit == SEQUENCE and kind_of_config(config) == MASKED
+def uses_masked_windows(unit, masked):
+    """True when ``unit`` is ``sequence`` and the model is masked (``ModelAdapter.masked``)."""
+    return unit == SEQUENCE and masked
 
 
-def uses_target_split(config, unit):
+def uses_target_split(config, unit, masked):
     """True when ``unit`` is ``sequence``, the model is causal and ``target_split`` > 1."""
-    return unit == SEQUENCE and kind_of_config(config) != MASKED and int(config["target_split"] or 1) > 1
+    return unit == SEQUENCE and not masked and int(config["target_split"] or 1) > 1
 
 
-def window_stride(config, unit):
+def window_stride(config, unit, masked):
     """The ``window_stride`` the loader applies: causal models in the sequence unit, else None."""
-    return config["window_stride"] if unit == SEQUENCE and kind_of_config(config) != MASKED else None
+    return config["window_stride"] if unit == SEQUENCE and not masked else None
 
 
 def split_targets(inter, copy, assign):
@@ -128,12 +127,14 @@ class SequenceLoader:
         unit: ``"sequence"`` (window instances, every target scored once) or ``"prefix"``.
         perturb_fn: optional ``f(sequences, epoch) -> sequences``, the per-epoch
             perturbation simulation.
+        masked: the model is a masked model (``ModelAdapter.masked``, asked by the trainer):
+            the sequence unit then uses whole-sequence masked windows.
 
     In sequence mode a batch holds about as many *targets* as a prefix batch of
     ``train_batch_size`` instances (length-bucketed, see the module doc).
     """
 
-    def __init__(self, dataset, sequences, config, unit, perturb_fn=None):
+    def __init__(self, dataset, sequences, config, unit, perturb_fn=None, *, masked):
         self.dataset = dataset
         self.sequences = sequences
         self.config = config
@@ -141,8 +142,8 @@ class SequenceLoader:
         self.perturb_fn = perturb_fn
         self.max_len = config["MAX_ITEM_LIST_LENGTH"]
         self.batch_size = config["train_batch_size"]
-        self.masked = uses_masked_windows(config, unit)
-        self.split = uses_target_split(config, unit)
+        self.masked = uses_masked_windows(unit, masked)
+        self.split = uses_target_split(config, unit, masked)
         copies_key = "mask_copies" if self.masked else "target_split" if self.split else None
         self.copies = int(config[copies_key] or 1) if copies_key else 1
         self.epoch = 0
@@ -157,7 +158,7 @@ class SequenceLoader:
         if self.masked:
             return seqs.masked_windows(self.max_len, self.config)
         if self.unit == SEQUENCE:
-            return seqs.window_instances(self.max_len, self.config, window_stride(self.config, self.unit))
+            return seqs.window_instances(self.max_len, self.config, window_stride(self.config, self.unit, masked=False))
         return seqs.prefix_instances(self.max_len, self.config)
 
     def _batch_indices(self, inter, gen):
@@ -200,13 +201,13 @@ class SequenceLoader:
             yield trim_width(batch, width, self.max_len)
 
 
-def eval_batches(sequences, config, unit, batch_size):
+def eval_batches(sequences, config, unit, batch_size, *, masked):
     """Unshuffled batches of all instances of ``sequences`` for scoring (reference lists).
 
     Sequence unit: windows sorted by length, about ``batch_size`` targets per batch, each
     batch cut to its longest window.
     """
-    loader = SequenceLoader(None, sequences, config, unit)
+    loader = SequenceLoader(None, sequences, config, unit, masked=masked)
     inter = loader.instances()
     max_len = config["MAX_ITEM_LIST_LENGTH"]
     lengths = inter[config["ITEM_LIST_LENGTH_FIELD"]]

@@ -32,6 +32,7 @@ from recbole_finest.config import Config, properties_dir  # noqa: E402
 from recbole_finest.data.loader import uses_masked_windows, uses_target_split, window_stride  # noqa: E402
 from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
+from recbole_finest.model_kind import ModelAdapter  # noqa: E402
 from recbole_finest.stability import StabilityRun  # noqa: E402
 
 DEFAULT_EPOCHS = 10
@@ -54,7 +55,8 @@ def run(args):
     _, (train_data, valid_data, test_data) = load_data(config)
     stability = StabilityRun(config, train_data, valid_data, test_data)
     rows = [stability.pretrain(), stability.finetune("finest")]
-    unit = _unit_label(config, args.unit, args.epochs)
+    masked = ModelAdapter(stability.model_cls(config, train_data.dataset)).masked
+    unit = _unit_label(config, args.unit, args.epochs, masked)
     out = os.path.join(args.out, f"{args.model}-{unit.replace(' ', '')}-s{args.seed}.json")
     write_json(out, {"model": args.model, "unit": unit, "seed": args.seed, "rows": rows,
                      "wall_s": time.time() - start,
@@ -62,17 +64,17 @@ def run(args):
     print(f"wrote {out} ({time.time() - start:.0f} s)")
 
 
-def _unit_label(config, unit, epochs):
+def _unit_label(config, unit, epochs, masked):
     """``sequence`` / ``prefix``, plus each sequence-unit key the loader applies
     (``mask_copies``, ``target_split``, ``window_stride``, ``no_bucketing``) and ``epochs=n``
     where pre-training is not the default ``DEFAULT_EPOCHS`` (the equal-epochs comparison)."""
     label = unit
-    if uses_masked_windows(config, unit) and config["mask_copies"] > 1:
+    if uses_masked_windows(unit, masked) and config["mask_copies"] > 1:
         label += f" mask_copies={config['mask_copies']}"
-    if uses_target_split(config, unit):
+    if uses_target_split(config, unit, masked):
         label += f" target_split={config['target_split']}"
-    if window_stride(config, unit):
-        label += f" window_stride={window_stride(config, unit)}"
+    if window_stride(config, unit, masked):
+        label += f" window_stride={window_stride(config, unit, masked)}"
     if unit == "sequence" and not config["length_bucketing"]:
         label += " no_bucketing"
     if epochs != DEFAULT_EPOCHS:
