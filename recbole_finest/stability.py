@@ -21,9 +21,8 @@ from recbole_finest.config import check_dataset_limits
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import UnreadableFileError, load_checkpoint, new_run_id, save_checkpoint
-from recbole_finest.method_config import with_overrides
+from recbole_finest.method_config import method_settings
 from recbole_finest.metrics import jaccard, rank_lists, rbo, stream_stability
-from recbole_finest.methods import get_method
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
@@ -142,13 +141,33 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False):
     return out
 
 
-def perturbed_sequences(config, sequences):
+@dataclass(frozen=True)
+class Perturbation:
+    """The evaluation perturbation of model B's training data (a per-run value).
+
+    ``selection`` / ``kind`` as in :func:`recbole_finest.data.perturb.perturb`; ``count``
+    interactions when given, else the share ``ratio``.
+    """
+
+    selection: str
+    kind: str
+    ratio: float
+    count: int = None
+
+    @classmethod
+    def of(cls, config):
+        """The ``perturb_selection`` / ``perturb_kind`` / ``perturb_ratio`` / ``perturb_count`` of ``config``."""
+        return cls(config["perturb_selection"], config["perturb_kind"], config["perturb_ratio"],
+                   config["perturb_count"])
+
+
+def perturbed_sequences(config, sequences, seed=None, perturbation=None):
     """The evaluation perturbation of the training split for model B (``perturb_*`` keys)."""
-    rng = np.random.default_rng([int(config["seed"]), 2718])
+    seed = config["seed"] if seed is None else seed
+    p = Perturbation.of(config) if perturbation is None else perturbation
+    rng = np.random.default_rng([int(seed), 2718])
     return perturb(
-        sequences, config["perturb_selection"], config["perturb_kind"], rng,
-        ratio=None if config["perturb_count"] else config["perturb_ratio"],
-        count=config["perturb_count"],
+        sequences, p.selection, p.kind, rng, ratio=None if p.count else p.ratio, count=p.count,
         replace_with=config["perturb_replace_with"], insert_with=config["perturb_insert_with"],
         time_fraction=config["perturb_time_fraction"], max_len=config["MAX_ITEM_LIST_LENGTH"],
         casper_roots_only=config["casper_roots_only"], casper_method=config["casper_method"],
@@ -179,13 +198,19 @@ class StabilityRun:
             instead of training; a trained one is saved there (atomically), so an
             interrupted study never trains a model twice.
         method_overrides: optional ``{method: {key: value}}`` of fine-tuning keys that differ
-            per method (``study_method_config``); a method fine-tunes with a copy of
-            ``config`` holding its keys.
+            per method (``study_method_config``, a trial's budget); a method fine-tunes with
+            its :class:`~recbole_finest.method_config.MethodSettings`.
+        seed: the run's seed (default: ``config["seed"]``).
+        perturbation: model B's :class:`Perturbation` (default: the ``perturb_*`` keys).
+        checkpoint_dir: folder of the trainers' checkpoints (default: ``checkpoint_dir``).
     """
 
     def __init__(self, config, train_data, valid_data, test_data, saved=True, show_progress=False,
-                 shared=None, state_path=None, run_id=None, method_overrides=None):
+                 shared=None, state_path=None, run_id=None, method_overrides=None, seed=None, perturbation=None,
+                 checkpoint_dir=None):
         self.config = config
+        self.seed = int(config["seed"] if seed is None else seed)
+        self.checkpoint_dir = checkpoint_dir
         self.run_id = run_id or new_run_id()  # names every checkpoint / reference file of this run
         self.valid_data, self.test_data = valid_data, test_data
         self.saved, self.show_progress = saved, show_progress
@@ -193,7 +218,7 @@ class StabilityRun:
         self.dataset = train_data.dataset
         check_dataset_limits(config, self.dataset.item_num)  # before any training
         self.seqs_a = TrainingSequences.from_dataset(self.dataset)
-        self.perturbation = perturbed_sequences(config, self.seqs_a)
+        self.perturbation = perturbed_sequences(config, self.seqs_a, self.seed, perturbation)
         self.seqs_b = self.perturbation.seqs
         self.model_cls = get_model(config["model"])
         self.shared = {} if shared is None else shared
@@ -210,7 +235,7 @@ class StabilityRun:
     def initial_state(self):
         """State dict of the seed's initial parameters (shared by A and B)."""
         if self._initial_state is None:
-            init_seed(self.config["seed"], self.config["reproducibility"])
+            init_seed(self.seed, self.config["reproducibility"])
             self._initial_state = copy.deepcopy(self.model_cls(self.config, self.dataset).state_dict())
         return self._initial_state
 
@@ -226,16 +251,16 @@ class StabilityRun:
             self.sides[side]["states"]["pretrained"] = state
             self.sides[side]["outputs"].pop("pretrained", None)
 
-    def _build_model(self, state, config=None):
-        """A model of this run's class with ``state``, on ``config``'s (default: the run's) device."""
-        config = config or self.config
-        model = self.model_cls(config, self.dataset).to(config["device"])
+    def _build_model(self, state):
+        """A model of this run's class with ``state``, on the config's device."""
+        model = self.model_cls(self.config, self.dataset).to(self.config["device"])
         model.load_state_dict(state)
         return model
 
-    def _trainer(self, state, tag, config=None):
-        config = config or self.config
-        trainer = FinestTrainer(config, self._build_model(state, config), run_id=self.run_id)
+    def _trainer(self, state, tag, settings=None):
+        """A trainer of ``state`` fine-tuning with ``settings`` (default: ``finetune_method``'s)."""
+        trainer = FinestTrainer(self.config, self._build_model(state), method=settings, run_id=self.run_id,
+                                seed=self.seed, checkpoint_dir=self.checkpoint_dir)
         trainer.tag = tag
         return trainer
 
@@ -262,7 +287,7 @@ class StabilityRun:
         if path:
             save_checkpoint(state, path)
 
-    def _model(self, side, stage, train, snapshots=None, config=None):
+    def _model(self, side, stage, train, snapshots=None, settings=None):
         """Test output of ``side`` after ``stage``: cached, loaded or trained by ``train()``.
 
         ``snapshots`` maps epochs to the stage names of intermediate states of the same
@@ -289,7 +314,7 @@ class StabilityRun:
         for name, state in states.items():
             cache["states"][name] = state
             evaluated = trainer if trainer is not None and name == stage else \
-                self._trainer(state, f"-{side}-{name}", config)
+                self._trainer(state, f"-{side}-{name}", settings)
             cache["outputs"][name] = evaluate_model(evaluated, self.test_data, state)
         return {name: cache["outputs"][name] for name in stages}
 
@@ -306,7 +331,7 @@ class StabilityRun:
                                        "perturbed data, as without it")
                     trainer.load_model(path)
                     return trainer
-                init_seed(self.config["seed"], self.config["reproducibility"])
+                init_seed(self.seed, self.config["reproducibility"])
                 self.logger.info(set_color(f"model {side}: pre-training", "yellow"))
                 trainer.pretrain(self._seqs(side), self.valid_data, saved=self.saved,
                                  show_progress=self.show_progress)
@@ -315,18 +340,18 @@ class StabilityRun:
             out[side] = self._model(side, "pretrained", train)["pretrained"]
         return self._row("original", out)
 
-    def _reference(self, side, config=None):
+    def _reference(self, side, settings):
         """Reference lists of the pre-trained ``side`` on its own training sequences (per ``finest_topk``)."""
-        cache, config = self.sides[side], config or self.config
-        key = ("reference", config["finest_topk"])
+        cache = self.sides[side]
+        key = ("reference", settings["finest_topk"])
         if key not in cache:
-            trainer = self._trainer(cache["states"]["pretrained"], f"-{side}-ref", config)
+            trainer = self._trainer(cache["states"]["pretrained"], f"-{side}-ref", settings)
             cache[key] = trainer.build_reference(self._seqs(side), self.show_progress)
         return cache[key]
 
-    def method_config(self, method):
-        """The ``Config`` that ``method`` fine-tunes with: a copy with its overrides (``method_overrides``)."""
-        return with_overrides(self.config, {**self.method_overrides.get(method, {}), "finetune_method": method})
+    def method_settings(self, method):
+        """The :class:`~recbole_finest.method_config.MethodSettings` ``method`` fine-tunes with (its overrides)."""
+        return method_settings(self.config, method, self.method_overrides.get(method))
 
     def finetune(self, method, epochs=()):
         """Fine-tune A_pre and B_pre with ``method``; returns the result row.
@@ -340,7 +365,7 @@ class StabilityRun:
             return self.pretrain()
         if len(self.pretrained) < 2:
             self.pretrain()
-        cfg = self.method_config(method)
+        cfg = self.method_settings(method)
         epochs = sorted({int(e) for e in epochs})
         if epochs and not 0 < epochs[0] <= epochs[-1] < cfg["finest_epochs"]:
             raise ValueError(f"{method}: evaluation epochs {epochs} must lie in 1..{cfg['finest_epochs'] - 1} "
@@ -348,15 +373,15 @@ class StabilityRun:
         if epochs and cfg["finest_select_best"]:
             raise ValueError(f"{method}: evaluation epochs need finest_select_best: False (the best-validation "
                              f"model is not the state after a given epoch)")
-        outs = {e: {} for e in epochs}
+        outs, protocol = {e: {} for e in epochs}, self.config["reference_protocol"]
         out = {}
         for side in ("A", "B"):
             def train(side=side):
                 trainer = self._trainer(self.sides[side]["states"]["pretrained"], f"-{side}-{method}", cfg)
                 reference = None
                 if trainer.method.regularizer:
-                    reference = self._reference("A" if cfg["reference_protocol"] == "shared" else side, cfg)
-                init_seed(cfg["seed"] + 1, cfg["reproducibility"])
+                    reference = self._reference("A" if protocol == "shared" else side, cfg)
+                init_seed(self.seed + 1, self.config["reproducibility"])
                 self.logger.info(set_color(f"model {side}: fine-tuning with {method}", "yellow"))
                 if trainer.method.finetune:
                     trainer.finetune(self._seqs(side), self.valid_data, reference, saved=self.saved,
@@ -364,7 +389,7 @@ class StabilityRun:
                 return trainer
 
             # A always preserves its own lists; B's fine-tuned model depends on the protocol
-            independent = side == "B" and cfg["reference_protocol"] == "independent" and get_method(method).regularizer
+            independent = side == "B" and protocol == "independent" and cfg.method.regularizer
             stage = f"{method}@independent" if independent else method
             snapshots = {e: epoch_label(stage, e) for e in epochs}
             outputs = self._model(side, stage, train, snapshots, cfg)
@@ -396,22 +421,29 @@ class StabilityRun:
         return row
 
 
-def run_stability(config, train_data, valid_data, test_data, saved=True, show_progress=False, run_id=None):
-    """Original vs ``finetune_method`` on one seed; returns a results dict (rows + settings)."""
-    method = config["finetune_method"]
-    run = StabilityRun(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id)
+def run_stability(config, train_data, valid_data, test_data, saved=True, show_progress=False, run_id=None,
+                  method=None, seed=None, perturbation=None):
+    """Original vs ``method`` (default: ``finetune_method``) on one seed; returns a results dict (rows + settings).
+
+    ``seed`` / ``perturbation`` default to ``seed`` and the ``perturb_*`` keys.
+    """
+    method = config["finetune_method"] if method is None else method
+    perturbation = Perturbation.of(config) if perturbation is None else perturbation
+    seed = int(config["seed"] if seed is None else seed)
+    run = StabilityRun(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id,
+                       seed=seed, perturbation=perturbation)
     rows = [run.pretrain()]
     if method != "original":
         rows.append(run.finetune(method))
     return {
         "model": config["model"],
         "dataset": config["dataset"],
-        "seed": config["seed"],
+        "seed": seed,
         "pretrained_model_path": config["pretrained_model_path"],
         "reference_protocol": config["reference_protocol"],
         "perturbation": {
-            "selection": config["perturb_selection"],
-            "kind": config["perturb_kind"],
+            "selection": perturbation.selection,
+            "kind": perturbation.kind,
             "n_perturbed": int(len(run.perturbation.selected_ids)),
             "n_training_interactions": int(run.seqs_a.n_rows),
         },
