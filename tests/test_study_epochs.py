@@ -101,8 +101,8 @@ def study(tmp_path_factory):
     finetune = FinestTrainer.finetune
 
     def spy(self, *args, **kwargs):
-        cfg = self.config
-        seen.append((cfg["finetune_method"], cfg["adv_eps"], cfg["finest_learning_rate"], cfg["finest_lambda"]))
+        cfg = self.settings  # the method's settings reach its trainer as an argument
+        seen.append((cfg.name, cfg["adv_eps"], cfg["finest_learning_rate"], cfg["finest_lambda"]))
         return finetune(self, *args, **kwargs)
 
     cfg = {**TINY, "finest_epochs": 2, "study_eval_epochs": [1, 2], "study_models": ["SASRec"],
