@@ -39,6 +39,11 @@ def _check_entry(config, where, entry):
             raise ValueError(
                 f"config key '{KEY}' {where}: '{key}' is not a fine-tuning key; pre-training is shared by every "
                 f"method, only keys starting with {', '.join(FINETUNE_PREFIXES)} can differ per method")
+        if key in KEY_TABLE:  # the value too, before any training
+            try:
+                check_value(key, entry[key])
+            except ValueError as exc:
+                raise ValueError(f"config key '{KEY}' {where}: {exc}") from None
 
 
 def method_overrides(config, model=None):

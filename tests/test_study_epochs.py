@@ -56,6 +56,19 @@ def test_bad_method_config_is_one_clear_error(tmp_path, value, message):
         method_overrides(Config("SASRec", "ml-100k", config_dict={**TINY, "study_method_config": value}))
 
 
+@pytest.mark.parametrize("entry", [{"adv_eps": -1.0}, {"apt_fake_users": 0}, {"adv_steps": 0}])
+def test_bad_method_value_fails_before_any_pre_training(tmp_path, monkeypatch, entry):
+    """A bad adv_* / apt_* value of one method stops the study before model A is pre-trained."""
+    calls = []
+    monkeypatch.setattr(FinestTrainer, "pretrain", lambda self, *a, **k: calls.append(1))
+    method = "apt" if "apt_fake_users" in entry else "acae"
+    cfg = {**TINY, "study_methods": ["original", method], "study_seeds": 1, "study_selections": ["random"],
+           "study_dir": str(tmp_path / "study"), "study_method_config": {method: entry}}
+    with _cwd(tmp_path), pytest.raises(ValueError, match=f"study_method_config.*{next(iter(entry))}"):
+        run_study("SASRec", "ml-100k", config_dict=cfg)
+    assert calls == [] and not (tmp_path / "study" / "states").exists()
+
+
 def test_model_entries_win_over_common_ones(tmp_path):
     with _cwd(tmp_path):
         config = Config("SASRec", "ml-100k", config_dict={**TINY, "study_method_config": {
