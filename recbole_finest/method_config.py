@@ -1,4 +1,4 @@
-"""Per-method settings: ``study_method_config`` and the per-method copies of a ``Config``.
+"""Per-method settings: ``study_method_config`` and the immutable :class:`MethodSettings` of one method.
 
 The study pre-trains A and B once and fine-tunes them by every method, so a tuned setting
 of one method (its learning rate, its strength knob) must reach that method's fine-tuning
@@ -10,14 +10,19 @@ and nothing else. ``study_method_config`` holds those settings::
         finest: {finest_lambda: 3.0}
 
 Only fine-tuning keys (``FINETUNE_PREFIXES``) may differ per method: pre-training is
-shared by every method. A method's ``Config`` is a copy of the model's with the overrides
-(:func:`with_overrides`); the model's ``Config`` itself is never changed.
+shared by every method. A method runs with :class:`MethodSettings`: its name and the
+fine-tuning keys of the ``Config`` with its overrides, checked against the key table once
+(:func:`method_settings`) and passed to ``FinestTrainer(config, model, method=...)`` as an
+argument; the ``Config`` itself is never changed or copied.
 """
 
-import copy
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
 
-from recbole_finest.config import validate
-from recbole_finest.methods import METHODS
+from recbole_finest.config import KEYS as KEY_TABLE
+from recbole_finest.config import check_value
+from recbole_finest.methods import METHODS, get_method
 
 KEY = "study_method_config"
 #: keys read by the fine-tuning phase only (FINEST's, the baselines')
@@ -34,6 +39,11 @@ def _check_entry(config, where, entry):
             raise ValueError(
                 f"config key '{KEY}' {where}: '{key}' is not a fine-tuning key; pre-training is shared by every "
                 f"method, only keys starting with {', '.join(FINETUNE_PREFIXES)} can differ per method")
+        if key in KEY_TABLE:  # the value too, before any training
+            try:
+                check_value(key, entry[key])
+            except ValueError as exc:
+                raise ValueError(f"config key '{KEY}' {where}: {exc}") from None
 
 
 def method_overrides(config, model=None):
@@ -64,9 +74,38 @@ def method_overrides(config, model=None):
     return {m: {**common.get(m, {}), **own.get(m, {})} for m in list(common) + [m for m in own if m not in common]}
 
 
-def with_overrides(config, overrides):
-    """A validated copy of ``config`` with ``overrides`` set; ``config`` is left unchanged."""
-    out = copy.copy(config)
-    out.final_config_dict = {**config.final_config_dict, **overrides}
-    validate(out)
-    return out
+@dataclass(frozen=True)
+class MethodSettings:
+    """One fine-tuning method and the values of its fine-tuning keys (read-only).
+
+    ``settings["finest_lambda"]`` reads a key of ``FINETUNE_PREFIXES``: the method's own
+    value (``study_method_config``, a tuning trial's budget) or else the ``Config``'s.
+    """
+
+    name: str
+    values: Mapping
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    @property
+    def method(self):
+        """The :class:`recbole_finest.methods.Method` called ``name``."""
+        return get_method(self.name)
+
+
+def method_settings(config, name=None, overrides=None):
+    """:class:`MethodSettings` of ``name`` (default: ``finetune_method``) with ``overrides`` checked.
+
+    ``overrides``: ``{key: value}`` of fine-tuning keys that differ for this method; each
+    is checked against the key table (``ConfigError`` naming it) before any training.
+    """
+    name = config["finetune_method"] if name is None else name
+    get_method(name)  # ValueError naming finetune_method for an unknown method
+    values = {k: v for k, v in config.final_config_dict.items() if str(k).startswith(FINETUNE_PREFIXES)}
+    for key, value in (overrides or {}).items():
+        if not str(key).startswith(FINETUNE_PREFIXES):
+            raise ValueError(f"'{key}' is not a fine-tuning key; only keys starting with "
+                             f"{', '.join(FINETUNE_PREFIXES)} can differ per method")
+        values[key] = check_value(key, value) if key in KEY_TABLE else value
+    return MethodSettings(name, MappingProxyType(values))

@@ -13,142 +13,52 @@ from dataclasses import dataclass
 from logging import getLogger
 
 import numpy as np
-import torch
 from recbole.utils import init_seed, set_color
-from tqdm import tqdm
 
 from recbole_finest.config import check_dataset_limits
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import UnreadableFileError, load_checkpoint, new_run_id, save_checkpoint
-from recbole_finest.method_config import with_overrides
-from recbole_finest.metrics import jaccard, rank_lists, rbo, stream_stability
-from recbole_finest.methods import get_method
+from recbole_finest.method_config import method_settings
+from recbole_finest.stability_eval import (  # noqa: F401  (re-exported: the comparison's public names)
+    ACCURACY_KEYS, EvalOutput, compare_instances, compare_models, evaluate_model, eval_scores, target_ranks,
+    test_outputs, test_rank_lists,
+)
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
-
-ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
-
 
 def epoch_label(name, epoch):
     """Name of the state (and study cell) of method / stage ``name`` after ``epoch`` fine-tuning epochs."""
     return f"{name}@e{int(epoch)}"
 
 
-@torch.no_grad()
-def eval_scores(model, interaction, n_rows):
-    """Full-sort scores ``[n_rows, n_items]`` of one eval batch, padding item 0 at ``-inf``."""
-    scores = model.full_sort_predict(interaction.to(model.device)).view(n_rows, -1)
-    scores[:, 0] = -torch.inf
-    return scores
+@dataclass(frozen=True)
+class Perturbation:
+    """The evaluation perturbation of model B's training data (a per-run value).
 
-
-def target_ranks(scores, positive_i):
-    """0-based position ``[B]`` of each row's next item in the full ranking of ``scores``."""
-    target = positive_i.to(scores.device)
-    return (scores > scores.gather(1, target[:, None])).sum(1)
-
-
-@torch.no_grad()
-def test_outputs(model, eval_data, depth=None):
-    """Rank lists, target ranks and users of every eval instance.
-
-    Returns ``(lists [N, depth] long, target_rank [N] long, users [N] long)``:
-    ``target_rank`` is the 0-based position of the instance's next item in the full
-    ranking; ``users`` the RecBole internal user id of each instance. Holds ``[N, depth]``
-    lists: the stability run streams instead (:func:`compare_models`).
-    """
-    model.eval()
-    uid = eval_data.dataset.uid_field
-    lists, ranks, users = [], [], []
-    for interaction, _, _, positive_i in eval_data:
-        scores = eval_scores(model, interaction, len(positive_i))
-        ranks.append(target_ranks(scores, positive_i))
-        lists.append(rank_lists(scores, depth))
-        users.append(interaction[uid].view(-1))
-    return torch.cat(lists), torch.cat(ranks), torch.cat(users)
-
-
-def test_rank_lists(model, eval_data, depth=None):
-    """``(lists [N, depth] long, target_rank [N] long)`` of every eval instance."""
-    lists, ranks, _ = test_outputs(model, eval_data, depth)
-    return lists, ranks
-
-
-@dataclass
-class EvalOutput:
-    """One trained model on the test split.
-
-    Attributes:
-        result: RecBole's metrics (``recall@10``, ``ndcg@10``, ...).
-        state: the model's state dict. Rank lists, target ranks and the full-ranking MRR
-            come from one streamed pass over both models of a pair (:func:`compare_models`);
-            nothing ``[N, n_items]``-sized is kept.
+    ``selection`` / ``kind`` as in :func:`recbole_finest.data.perturb.perturb`; ``count``
+    interactions when given, else the share ``ratio``.
     """
 
-    result: dict
-    state: dict = None
+    selection: str
+    kind: str
+    ratio: float
+    count: int = None
+
+    @classmethod
+    def of(cls, config):
+        """The ``perturb_selection`` / ``perturb_kind`` / ``perturb_ratio`` / ``perturb_count`` of ``config``."""
+        return cls(config["perturb_selection"], config["perturb_kind"], config["perturb_ratio"],
+                   config["perturb_count"])
 
 
-def evaluate_model(trainer, eval_data, state=None):
-    """``EvalOutput`` of a trained model on ``eval_data`` (RecBole's metrics)."""
-    return EvalOutput(dict(trainer.evaluate(eval_data, load_best_model=False)), state)
-
-
-def compare_instances(lists_a, lists_b, config):
-    """Per-instance RLS of two models' rank lists: ``{"rbo": [N], "jaccard@k": [N]}`` float tensors."""
-    k = config["jaccard_k"]
-    return {
-        "rbo": rbo(lists_a, lists_b, p=config["rbo_p"]),
-        f"jaccard@{k}": jaccard(lists_a, lists_b, k=k),
-    }
-
-
-@torch.no_grad()
-def compare_models(model_a, model_b, eval_data, config, show_progress=False):
-    """Per-instance RLS and target ranks of two models on ``eval_data``, streamed batch by batch.
-
-    Both models score each eval batch once; the scores give each instance's target rank
-    and become rank lists (depth ``rbo_depth``, at least ``jaccard_k``) that are compared
-    and discarded (``metrics.stream_stability``): memory ``O(eval batch x n_items)`` on the
-    models' device.
-
-    Returns:
-        dict of CPU tensors ``[N]``: ``rbo``, ``jaccard@k`` (float64), ``rank_a``,
-        ``rank_b`` (long, 0-based position of the next item in each model's full ranking)
-        and ``user`` (long, RecBole internal user id).
-    """
-    model_a.eval()
-    model_b.eval()
-    uid = eval_data.dataset.uid_field
-    batches = eval_data
-    if show_progress:
-        batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("stability", "pink"))
-    ranks = {"rank_a": [], "rank_b": [], "user": []}
-
-    def pairs():
-        for inter, _, _, positive_i in batches:
-            scores_a = eval_scores(model_a, inter, len(positive_i))
-            scores_b = eval_scores(model_b, inter, len(positive_i))
-            ranks["rank_a"].append(target_ranks(scores_a, positive_i).cpu())
-            ranks["rank_b"].append(target_ranks(scores_b, positive_i).cpu())
-            ranks["user"].append(inter[uid].view(-1).cpu())
-            yield scores_a, scores_b
-            del scores_a, scores_b  # one batch of scores alive at a time
-
-    out = stream_stability(pairs(), p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"])
-    empty = torch.empty(0, dtype=torch.long)
-    out.update({key: torch.cat(parts) if parts else empty for key, parts in ranks.items()})
-    return out
-
-
-def perturbed_sequences(config, sequences):
+def perturbed_sequences(config, sequences, seed=None, perturbation=None):
     """The evaluation perturbation of the training split for model B (``perturb_*`` keys)."""
-    rng = np.random.default_rng([int(config["seed"]), 2718])
+    seed = config["seed"] if seed is None else seed
+    p = Perturbation.of(config) if perturbation is None else perturbation
+    rng = np.random.default_rng([int(seed), 2718])
     return perturb(
-        sequences, config["perturb_selection"], config["perturb_kind"], rng,
-        ratio=None if config["perturb_count"] else config["perturb_ratio"],
-        count=config["perturb_count"],
+        sequences, p.selection, p.kind, rng, ratio=None if p.count else p.ratio, count=p.count,
         replace_with=config["perturb_replace_with"], insert_with=config["perturb_insert_with"],
         time_fraction=config["perturb_time_fraction"], max_len=config["MAX_ITEM_LIST_LENGTH"],
         casper_roots_only=config["casper_roots_only"], casper_method=config["casper_method"],
@@ -179,13 +89,19 @@ class StabilityRun:
             instead of training; a trained one is saved there (atomically), so an
             interrupted study never trains a model twice.
         method_overrides: optional ``{method: {key: value}}`` of fine-tuning keys that differ
-            per method (``study_method_config``); a method fine-tunes with a copy of
-            ``config`` holding its keys.
+            per method (``study_method_config``, a trial's budget); a method fine-tunes with
+            its :class:`~recbole_finest.method_config.MethodSettings`.
+        seed: the run's seed (default: ``config["seed"]``).
+        perturbation: model B's :class:`Perturbation` (default: the ``perturb_*`` keys).
+        checkpoint_dir: folder of the trainers' checkpoints (default: ``checkpoint_dir``).
     """
 
     def __init__(self, config, train_data, valid_data, test_data, saved=True, show_progress=False,
-                 shared=None, state_path=None, run_id=None, method_overrides=None):
+                 shared=None, state_path=None, run_id=None, method_overrides=None, seed=None, perturbation=None,
+                 checkpoint_dir=None):
         self.config = config
+        self.seed = int(config["seed"] if seed is None else seed)
+        self.checkpoint_dir = checkpoint_dir
         self.run_id = run_id or new_run_id()  # names every checkpoint / reference file of this run
         self.valid_data, self.test_data = valid_data, test_data
         self.saved, self.show_progress = saved, show_progress
@@ -193,7 +109,7 @@ class StabilityRun:
         self.dataset = train_data.dataset
         check_dataset_limits(config, self.dataset.item_num)  # before any training
         self.seqs_a = TrainingSequences.from_dataset(self.dataset)
-        self.perturbation = perturbed_sequences(config, self.seqs_a)
+        self.perturbation = perturbed_sequences(config, self.seqs_a, self.seed, perturbation)
         self.seqs_b = self.perturbation.seqs
         self.model_cls = get_model(config["model"])
         self.shared = {} if shared is None else shared
@@ -210,7 +126,7 @@ class StabilityRun:
     def initial_state(self):
         """State dict of the seed's initial parameters (shared by A and B)."""
         if self._initial_state is None:
-            init_seed(self.config["seed"], self.config["reproducibility"])
+            init_seed(self.seed, self.config["reproducibility"])
             self._initial_state = copy.deepcopy(self.model_cls(self.config, self.dataset).state_dict())
         return self._initial_state
 
@@ -226,16 +142,16 @@ class StabilityRun:
             self.sides[side]["states"]["pretrained"] = state
             self.sides[side]["outputs"].pop("pretrained", None)
 
-    def _build_model(self, state, config=None):
-        """A model of this run's class with ``state``, on ``config``'s (default: the run's) device."""
-        config = config or self.config
-        model = self.model_cls(config, self.dataset).to(config["device"])
+    def _build_model(self, state):
+        """A model of this run's class with ``state``, on the config's device."""
+        model = self.model_cls(self.config, self.dataset).to(self.config["device"])
         model.load_state_dict(state)
         return model
 
-    def _trainer(self, state, tag, config=None):
-        config = config or self.config
-        trainer = FinestTrainer(config, self._build_model(state, config), run_id=self.run_id)
+    def _trainer(self, state, tag, settings=None):
+        """A trainer of ``state`` fine-tuning with ``settings`` (default: ``finetune_method``'s)."""
+        trainer = FinestTrainer(self.config, self._build_model(state), method=settings, run_id=self.run_id,
+                                seed=self.seed, checkpoint_dir=self.checkpoint_dir)
         trainer.tag = tag
         return trainer
 
@@ -262,7 +178,7 @@ class StabilityRun:
         if path:
             save_checkpoint(state, path)
 
-    def _model(self, side, stage, train, snapshots=None, config=None):
+    def _model(self, side, stage, train, snapshots=None, settings=None):
         """Test output of ``side`` after ``stage``: cached, loaded or trained by ``train()``.
 
         ``snapshots`` maps epochs to the stage names of intermediate states of the same
@@ -289,7 +205,7 @@ class StabilityRun:
         for name, state in states.items():
             cache["states"][name] = state
             evaluated = trainer if trainer is not None and name == stage else \
-                self._trainer(state, f"-{side}-{name}", config)
+                self._trainer(state, f"-{side}-{name}", settings)
             cache["outputs"][name] = evaluate_model(evaluated, self.test_data, state)
         return {name: cache["outputs"][name] for name in stages}
 
@@ -306,7 +222,7 @@ class StabilityRun:
                                        "perturbed data, as without it")
                     trainer.load_model(path)
                     return trainer
-                init_seed(self.config["seed"], self.config["reproducibility"])
+                init_seed(self.seed, self.config["reproducibility"])
                 self.logger.info(set_color(f"model {side}: pre-training", "yellow"))
                 trainer.pretrain(self._seqs(side), self.valid_data, saved=self.saved,
                                  show_progress=self.show_progress)
@@ -315,18 +231,18 @@ class StabilityRun:
             out[side] = self._model(side, "pretrained", train)["pretrained"]
         return self._row("original", out)
 
-    def _reference(self, side, config=None):
+    def _reference(self, side, settings):
         """Reference lists of the pre-trained ``side`` on its own training sequences (per ``finest_topk``)."""
-        cache, config = self.sides[side], config or self.config
-        key = ("reference", config["finest_topk"])
+        cache = self.sides[side]
+        key = ("reference", settings["finest_topk"])
         if key not in cache:
-            trainer = self._trainer(cache["states"]["pretrained"], f"-{side}-ref", config)
+            trainer = self._trainer(cache["states"]["pretrained"], f"-{side}-ref", settings)
             cache[key] = trainer.build_reference(self._seqs(side), self.show_progress)
         return cache[key]
 
-    def method_config(self, method):
-        """The ``Config`` that ``method`` fine-tunes with: a copy with its overrides (``method_overrides``)."""
-        return with_overrides(self.config, {**self.method_overrides.get(method, {}), "finetune_method": method})
+    def method_settings(self, method):
+        """The :class:`~recbole_finest.method_config.MethodSettings` ``method`` fine-tunes with (its overrides)."""
+        return method_settings(self.config, method, self.method_overrides.get(method))
 
     def finetune(self, method, epochs=()):
         """Fine-tune A_pre and B_pre with ``method``; returns the result row.
@@ -340,7 +256,7 @@ class StabilityRun:
             return self.pretrain()
         if len(self.pretrained) < 2:
             self.pretrain()
-        cfg = self.method_config(method)
+        cfg = self.method_settings(method)
         epochs = sorted({int(e) for e in epochs})
         if epochs and not 0 < epochs[0] <= epochs[-1] < cfg["finest_epochs"]:
             raise ValueError(f"{method}: evaluation epochs {epochs} must lie in 1..{cfg['finest_epochs'] - 1} "
@@ -348,15 +264,15 @@ class StabilityRun:
         if epochs and cfg["finest_select_best"]:
             raise ValueError(f"{method}: evaluation epochs need finest_select_best: False (the best-validation "
                              f"model is not the state after a given epoch)")
-        outs = {e: {} for e in epochs}
+        outs, protocol = {e: {} for e in epochs}, self.config["reference_protocol"]
         out = {}
         for side in ("A", "B"):
             def train(side=side):
                 trainer = self._trainer(self.sides[side]["states"]["pretrained"], f"-{side}-{method}", cfg)
                 reference = None
                 if trainer.method.regularizer:
-                    reference = self._reference("A" if cfg["reference_protocol"] == "shared" else side, cfg)
-                init_seed(cfg["seed"] + 1, cfg["reproducibility"])
+                    reference = self._reference("A" if protocol == "shared" else side, cfg)
+                init_seed(self.seed + 1, self.config["reproducibility"])
                 self.logger.info(set_color(f"model {side}: fine-tuning with {method}", "yellow"))
                 if trainer.method.finetune:
                     trainer.finetune(self._seqs(side), self.valid_data, reference, saved=self.saved,
@@ -364,7 +280,7 @@ class StabilityRun:
                 return trainer
 
             # A always preserves its own lists; B's fine-tuned model depends on the protocol
-            independent = side == "B" and cfg["reference_protocol"] == "independent" and get_method(method).regularizer
+            independent = side == "B" and protocol == "independent" and cfg.method.regularizer
             stage = f"{method}@independent" if independent else method
             snapshots = {e: epoch_label(stage, e) for e in epochs}
             outputs = self._model(side, stage, train, snapshots, cfg)
@@ -396,22 +312,29 @@ class StabilityRun:
         return row
 
 
-def run_stability(config, train_data, valid_data, test_data, saved=True, show_progress=False, run_id=None):
-    """Original vs ``finetune_method`` on one seed; returns a results dict (rows + settings)."""
-    method = config["finetune_method"]
-    run = StabilityRun(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id)
+def run_stability(config, train_data, valid_data, test_data, saved=True, show_progress=False, run_id=None,
+                  method=None, seed=None, perturbation=None):
+    """Original vs ``method`` (default: ``finetune_method``) on one seed; returns a results dict (rows + settings).
+
+    ``seed`` / ``perturbation`` default to ``seed`` and the ``perturb_*`` keys.
+    """
+    method = config["finetune_method"] if method is None else method
+    perturbation = Perturbation.of(config) if perturbation is None else perturbation
+    seed = int(config["seed"] if seed is None else seed)
+    run = StabilityRun(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id,
+                       seed=seed, perturbation=perturbation)
     rows = [run.pretrain()]
     if method != "original":
         rows.append(run.finetune(method))
     return {
         "model": config["model"],
         "dataset": config["dataset"],
-        "seed": config["seed"],
+        "seed": seed,
         "pretrained_model_path": config["pretrained_model_path"],
         "reference_protocol": config["reference_protocol"],
         "perturbation": {
-            "selection": config["perturb_selection"],
-            "kind": config["perturb_kind"],
+            "selection": perturbation.selection,
+            "kind": perturbation.kind,
             "n_perturbed": int(len(run.perturbation.selected_ids)),
             "n_training_interactions": int(run.seqs_a.n_rows),
         },

@@ -52,7 +52,7 @@ from recbole_finest.data.perturb import KINDS, SELECTIONS, perturbation_size
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import atomic_path, check_writable, write_json, write_text
 from recbole_finest.method_config import method_overrides
-from recbole_finest.stability import StabilityRun
+from recbole_finest.stability import Perturbation, StabilityRun
 from recbole_finest.study_backend import check_backend, ray_groups
 
 GRID_KEYS = ("study_models", "study_methods", "study_selections", "study_kinds", "study_ratios", "study_seeds")
@@ -294,13 +294,10 @@ class ModelContext:
         self.n_rows = TrainingSequences.from_dataset(train_data.dataset).n_rows
 
     def set_cell(self, seed, perturbation):
-        cfg = self.config
+        """Start the cell group of ``seed`` and ``perturbation`` ``(selection, kind, ratio)``; the Config is not changed."""
         self.info = {}  # facts about the cell a runner wants recorded (n_perturbed)
         if seed != self.shared_seed:
             self.shared, self.shared_seed = {}, seed  # frees the previous seed's model A
-        cfg["seed"] = seed
-        cfg["perturb_selection"], cfg["perturb_kind"], cfg["perturb_ratio"] = perturbation
-        cfg["perturb_count"] = None
 
 
 def interaction_cells(context, seed, perturbation, methods):
@@ -314,7 +311,7 @@ def interaction_cells(context, seed, perturbation, methods):
 
     run = StabilityRun(cfg, context.train_data, context.valid_data, context.test_data, context.saved,
                        context.show_progress, shared=context.shared, state_path=state_path,
-                       method_overrides=method_overrides(cfg))
+                       method_overrides=method_overrides(cfg), seed=seed, perturbation=Perturbation(*key))
     context.info["n_perturbed"] = int(len(run.perturbation.selected_ids))
     return study_epochs.finetune_cells(run, methods)  # methods: cell labels, "<method>@e<epoch>" included
 

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from recbole_finest.fileio import write_json
 from recbole_finest.method_config import KEY as METHOD_CONFIG_KEY
-from recbole_finest.method_config import method_overrides, with_overrides
+from recbole_finest.method_config import method_overrides, method_settings
 from recbole_finest.stability import epoch_label
 
 KEY = "study_eval_epochs"
@@ -64,7 +64,7 @@ def cell_labels(config, methods, overrides):
             if epochs[-1] > last:
                 raise ValueError(f"config key '{KEY}': epoch {epochs[-1]} exceeds finest_epochs {last} of {method} "
                                  f"({config['model']})")
-            if with_overrides(config, overrides.get(method, {}))["finest_select_best"]:
+            if method_settings(config, method, overrides.get(method))["finest_select_best"]:
                 raise ValueError(f"config key '{KEY}' needs finest_select_best: False ({method}, {config['model']}): "
                                  f"the best-validation model is not the state after a given epoch")
             labels += [epoch_label(method, e) for e in epochs if e < last]

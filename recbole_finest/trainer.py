@@ -25,7 +25,7 @@ from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, eval_ba
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import load_checkpoint, new_run_id, run_file, save_checkpoint
 from recbole_finest.loss import rank_preserving_loss
-from recbole_finest.methods import get_method
+from recbole_finest.method_config import MethodSettings, method_settings
 from recbole_finest.reference import ReferenceLists
 from recbole_finest.registry import resume_trainer, start_trainer_phase, trainer_checkpoint, writes_checkpoints
 from recbole_finest.scoring import SequenceScorer
@@ -73,12 +73,18 @@ def load_state(model, state, path):
 class FinestTrainer(Trainer):
     """RecBole trainer that pre-trains, builds reference lists and fine-tunes with FINEST."""
 
-    def __init__(self, config, model, run_id=None):
-        """``run_id``: the run this trainer belongs to (default: a new one, :func:`fileio.new_run_id`).
+    def __init__(self, config, model, method=None, run_id=None, seed=None, checkpoint_dir=None):
+        """Per-run values are arguments; the ``Config`` is only read.
 
-        Its checkpoints are ``<checkpoint_dir>/<model>-<run_id>/<phase><tag>.pth`` and its
-        reference file (``finest_reference_file``) gets ``-<run_id><tag>`` before the
-        extension, so concurrent runs and the models of one run never share a file.
+        Args:
+            method: the fine-tuning method: a :class:`~recbole_finest.method_config.MethodSettings`
+                (name + its fine-tuning keys), a method name, or None for ``finetune_method``.
+            run_id: the run this trainer belongs to (default: a new one, :func:`fileio.new_run_id`).
+                Its checkpoints are ``<checkpoint_dir>/<model>-<run_id>/<phase><tag>.pth`` and its
+                reference file (``finest_reference_file``) gets ``-<run_id><tag>`` before the
+                extension, so concurrent runs and the models of one run never share a file.
+            seed: the run's seed (default: ``config["seed"]``): data order and simulation draws.
+            checkpoint_dir: folder of the run's checkpoints (default: ``config["checkpoint_dir"]``).
         """
         # RecBole expects ``model.to(config["device"])`` from the caller; a model left on the
         # CPU would fail on the first GPU batch with a device-mismatch error, so move it here.
@@ -86,13 +92,16 @@ class FinestTrainer(Trainer):
         super().__init__(config, model)
         self.scorer = SequenceScorer(model, config["ft_ratio"] if "ft_ratio" in config else 0.0)
         self.unit = resolve_train_unit(config, self.scorer.adapter)
-        self.method = get_method(config["finetune_method"])
+        self.settings = method if isinstance(method, MethodSettings) else method_settings(config, method)
+        self.method = self.settings.method
+        self.seed = int(config["seed"] if seed is None else seed)
         if self.method.regularizer:  # fail before pre-training, not after it
-            check_topk(config["finest_topk"], model.n_items)
+            check_topk(self.settings["finest_topk"], model.n_items)
         self.reference = None
         self.phase = PRETRAIN
         self.tag = ""
         self.run_id = run_id or new_run_id()
+        self.checkpoint_dir = checkpoint_dir or self.checkpoint_dir
         self.run_dir = os.path.join(self.checkpoint_dir, f"{config['model']}-{self.run_id}")
         self._sequences_cache = {}
         self.snapshot_epochs, self.snapshots = frozenset(), {}  # finetune(snapshot_epochs=...)
@@ -113,19 +122,19 @@ class FinestTrainer(Trainer):
     def make_loader(self, train_data, perturb_fn=None):
         dataset = getattr(train_data, "dataset", None)
         return SequenceLoader(dataset, self.sequences_of(train_data), self.config, self.unit, perturb_fn,
-                              masked=self.scorer.masked)
+                              seed=self.seed, masked=self.scorer.masked)
 
     def _simulation(self):
         """Per-epoch perturbation ``f(sequences, epoch)`` of the current method, or None."""
         from recbole_finest.data.perturb import perturb, simulate
 
-        method, cfg = self.method, self.config
+        method, cfg, settings = self.method, self.config, self.settings
         simulation = method.simulation
-        if method.name.startswith("finest") and not cfg["finest_simulation"]:
+        if method.name.startswith("finest") and not settings["finest_simulation"]:
             simulation = None
         if simulation is None and method.augment is None:
             return None
-        ratio, kind, seed = cfg["finest_sim_ratio"], cfg["finest_sim_kind"], int(cfg["seed"])
+        ratio, kind, seed = settings["finest_sim_ratio"], settings["finest_sim_kind"], self.seed
 
         def apply(seqs, epoch):
             rng = np.random.default_rng([seed, 104729, epoch])
@@ -177,10 +186,10 @@ class FinestTrainer(Trainer):
     def build_reference(self, train_data, show_progress=False):
         """Phase 2: reference top-2K lists of every training instance from the current model."""
         seqs = self.sequences_of(train_data)
-        k = self.config["finest_topk"]
+        k = self.settings["finest_topk"]
         check_topk(k, seqs.n_items)
         unit = self.unit  # sequence only for models that score windows (resolve_train_unit)
-        path = self.config["finest_reference_file"]
+        path = self.settings["finest_reference_file"]
         path = run_file(path, self.run_id, self.tag) if path else None
         ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, path)
         batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"],
@@ -190,7 +199,7 @@ class FinestTrainer(Trainer):
 
     def finetune(self, train_data, valid_data=None, reference=None, verbose=True, saved=True,
                  show_progress=False, callback_fn=None, snapshot_epochs=()):
-        """Phase 3: ``finest_epochs`` epochs of ``finetune_method``.
+        """Phase 3: ``finest_epochs`` epochs of the trainer's method (its settings: ``self.settings``).
 
         Args:
             reference: ``ReferenceLists`` to preserve (default: built now from the current
@@ -204,11 +213,11 @@ class FinestTrainer(Trainer):
             self.reference = reference
         if self.method.regularizer and self.reference is None:
             self.build_reference(train_data, show_progress)
-        self._start_phase(FINETUNE, self.config["finest_learning_rate"], self.config["finest_epochs"])
+        self._start_phase(FINETUNE, self.settings["finest_learning_rate"], self.settings["finest_epochs"])
         loader = self.make_loader(train_data, self._simulation())
         if verbose:
             self.logger.info(set_color(f"fine-tuning with {self.method.name} ({self.unit} instances)", "green"))
-        select_best = self.config["finest_select_best"] and valid_data is not None
+        select_best = self.settings["finest_select_best"] and valid_data is not None
         result = super().fit(loader, valid_data if select_best else None, verbose, saved, show_progress, callback_fn)
         if select_best and saved and os.path.isfile(self.saved_model_file):
             self.load_model(self.saved_model_file, verbose=verbose)
@@ -251,7 +260,7 @@ class FinestTrainer(Trainer):
         regularize = finetuning and self.method.regularizer
         loss, scores, ids = self.scorer.batch_outputs(batch, self.unit, with_scores=regularize)
         losses = (loss.reshape(()),)  # GCSAN, TransRec return a [1]-shaped loss
-        cfg = self.config
+        cfg = self.settings
         if regularize:
             rank_loss = rank_preserving_loss(
                 scores, self.reference.lookup(ids), cfg["finest_beta1"], cfg["finest_beta2"],

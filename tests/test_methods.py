@@ -9,6 +9,8 @@ import torch
 from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, SASRec
 
 from recbole_finest.data.sequences import TrainingSequences
+from recbole_finest.config import Config, ConfigError
+from recbole_finest.method_config import MethodSettings, method_settings
 from recbole_finest.methods import METHODS, get_method
 from recbole_finest.methods.adversarial_training import pamacf_magnitude, vat_magnitude
 from recbole_finest.methods.apt import append_profiles, apt_augment, fake_user_count, generate_profiles
@@ -55,7 +57,8 @@ def fake_trainer(cls, method, unit, **overrides):
     torch.manual_seed(0)
     model = cls(config, FakeDataset())
     return SimpleNamespace(model=model, scorer=SequenceScorer(model), unit=unit, config=config,
-                           phase="finetune", method=get_method(method), reference=None)
+                           phase="finetune", method=get_method(method), reference=None, seed=config["seed"],
+                           settings=MethodSettings(method, config))
 
 
 def batch_of(trainer):
@@ -208,9 +211,13 @@ def test_fake_user_count_and_errors():
     assert fake_user_count(3, 100) == 3
     assert fake_user_count(0.01, 4675) == 47
     assert fake_user_count(0.001, 10) == 1
-    for bad in (0, -1, 2.5, True, "5"):
-        with pytest.raises(ValueError, match="apt_fake_users"):
-            fake_user_count(bad, 10)
+    base = Config("SASRec", "ml-100k", config_dict={"state": "ERROR"})
+    for bad in (0, -1, 2.5, True, "5"):  # checked once, when the settings are built (before pre-training)
+        if not isinstance(bad, str):  # RecBole reads "5" in a config dict as 5
+            with pytest.raises(ConfigError, match="apt_fake_users"):
+                Config("SASRec", "ml-100k", config_dict={"apt_fake_users": bad, "state": "ERROR"})
+        with pytest.raises(ConfigError, match="apt_fake_users"):
+            method_settings(base, "apt", {"apt_fake_users": bad})
 
 
 class ChainScorer:
@@ -254,6 +261,8 @@ def test_apt_augment_appends_fake_users_only():
     assert np.array_equal(apt_augment(trainer, seqs, epoch=0).items, out.items)  # seeded by (seed, epoch)
     assert not np.array_equal(apt_augment(trainer, seqs, epoch=1).items, out.items)
     assert math.isclose(append_profiles(seqs, np.ones((1, 3), dtype=np.int64)).timestamps[-1], 2.0)
-    trainer.config["apt_fake_length"] = 1
-    with pytest.raises(ValueError, match="apt_fake_length"):
-        apt_augment(trainer, seqs, epoch=0)
+    # a bad value fails when the settings are built, before any training
+    with pytest.raises(ConfigError, match="apt_fake_length"):
+        Config("SASRec", "ml-100k", config_dict={"apt_fake_length": 1, "state": "ERROR"})
+    with pytest.raises(ConfigError, match="apt_fake_length"):
+        method_settings(Config("SASRec", "ml-100k", config_dict={"state": "ERROR"}), "apt", {"apt_fake_length": 1})

@@ -269,6 +269,22 @@ def test_case5_every_plugin_key_is_in_the_table():
     assert RUNTIME_KEYS <= VOLATILE_KEYS  # per-run keys never block resuming a study
 
 
+def test_case5_study_and_tune_share_one_identity_of_environment_keys(tmp_path):
+    """Changing wandb_project (an environment key) resumes a study; changing a result key does not."""
+    from recbole_finest.study import StudyFolder, _check_fingerprint, _store_fingerprint
+    from recbole_finest.tune.identity import pretrain_digest
+
+    def config(**extra):
+        return Config("SASRec", "ml-100k", config_dict={"state": "ERROR", "wandb_project": "a", **extra})
+
+    folder = StudyFolder(str(tmp_path))
+    _store_fingerprint(_check_fingerprint(folder, "SASRec", config()))
+    assert _check_fingerprint(folder, "SASRec", config(wandb_project="b", verbose=False)) is None  # resumes
+    assert pretrain_digest(config(wandb_project="b")) == pretrain_digest(config())
+    with pytest.raises(ValueError, match="finest_lambda"):
+        _check_fingerprint(folder, "SASRec", config(finest_lambda=3.0))
+
+
 # ---------------------------------------------------------------------------------- 6
 def test_case6_stale_inter_is_converted_again(tmp_path):
     from recbole_finest.data.datasets import prepare_dataset

@@ -53,6 +53,19 @@ def test_bad_method_config_is_one_clear_error(tmp_path, value, message):
         method_overrides(Config("SASRec", "ml-100k", config_dict={**TINY, "study_method_config": value}))
 
 
+@pytest.mark.parametrize("entry", [{"adv_eps": -1.0}, {"apt_fake_users": 0}, {"adv_steps": 0}])
+def test_bad_method_value_fails_before_any_pre_training(tmp_path, monkeypatch, entry):
+    """A bad adv_* / apt_* value of one method stops the study before model A is pre-trained."""
+    calls = []
+    monkeypatch.setattr(FinestTrainer, "pretrain", lambda self, *a, **k: calls.append(1))
+    method = "apt" if "apt_fake_users" in entry else "acae"
+    cfg = {**TINY, "study_methods": ["original", method], "study_seeds": 1, "study_selections": ["random"],
+           "study_dir": str(tmp_path / "study"), "study_method_config": {method: entry}}
+    with _cwd(tmp_path), pytest.raises(ValueError, match=f"study_method_config.*{next(iter(entry))}"):
+        run_study("SASRec", "ml-100k", config_dict=cfg)
+    assert calls == [] and not (tmp_path / "study" / "states").exists()
+
+
 def test_model_entries_win_over_common_ones(tmp_path):
     with _cwd(tmp_path):
         config = Config("SASRec", "ml-100k", config_dict={**TINY, "study_method_config": {
@@ -98,8 +111,8 @@ def study(tmp_path_factory):
     finetune = FinestTrainer.finetune
 
     def spy(self, *args, **kwargs):
-        cfg = self.config
-        seen.append((cfg["finetune_method"], cfg["adv_eps"], cfg["finest_learning_rate"], cfg["finest_lambda"]))
+        cfg = self.settings  # the method's settings reach its trainer as an argument
+        seen.append((cfg.name, cfg["adv_eps"], cfg["finest_learning_rate"], cfg["finest_lambda"]))
         return finetune(self, *args, **kwargs)
 
     cfg = {**TINY, "finest_epochs": 2, "study_eval_epochs": [1, 2], "study_models": ["SASRec"],

@@ -129,13 +129,15 @@ class SequenceLoader:
             perturbation simulation.
         masked: the model is a masked model (``ModelAdapter.masked``, asked by the trainer):
             the sequence unit then uses whole-sequence masked windows.
+        seed: the run's seed of the batch order and draws (default: ``config["seed"]``).
 
     In sequence mode a batch holds about as many *targets* as a prefix batch of
     ``train_batch_size`` instances (length-bucketed, see the module doc).
     """
 
-    def __init__(self, dataset, sequences, config, unit, perturb_fn=None, *, masked):
+    def __init__(self, dataset, sequences, config, unit, perturb_fn=None, seed=None, *, masked):
         self.dataset = dataset
+        self.seed = int(config["seed"] if seed is None else seed)
         self.sequences = sequences
         self.config = config
         self.unit = unit
@@ -182,12 +184,12 @@ class SequenceLoader:
         inter = self.instances(seqs)
         if self.config["loss_type"] == "BPR" and self.unit == PREFIX:
             n_items = seqs.n_items
-            gen = torch.Generator().manual_seed(int(self.config["seed"]) * 1000003 + self.epoch)
+            gen = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
             inter.update(type(inter)({
                 self.config["NEG_PREFIX"] + self.config["ITEM_ID_FIELD"]:
                     torch.randint(1, n_items, (len(inter),), generator=gen)
             }))
-        gen = torch.Generator().manual_seed(int(self.config["seed"]) * 7919 + self.epoch)
+        gen = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
         lengths = inter[self.config["ITEM_LIST_LENGTH_FIELD"]]
         n = len(inter)
         assign = torch.randint(self.copies, inter[TARGET_SEQ].shape, generator=gen) if self.split else None

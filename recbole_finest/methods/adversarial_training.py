@@ -40,18 +40,17 @@ from recbole_finest.adversarial import (
     item_rows_mask,
     sequence_representation,
 )
-from recbole_finest.config import checked
 
 
-def config_number(config, key):
-    """``config[key]`` as a float (None stays None), checked by the key table of ``recbole_finest.config``."""
-    value = checked(config, key)
+def config_number(settings, key):
+    """``settings[key]`` as a float (None stays None); checked when the Config / method settings were built."""
+    value = settings[key]
     return None if value is None else float(value)
 
 
-def config_int(config, key):
-    """``config[key]``, an integer checked by the key table of ``recbole_finest.config``."""
-    return checked(config, key)
+def config_int(settings, key):
+    """``settings[key]``, an integer checked when the Config / method settings were built."""
+    return int(settings[key])
 
 
 class BatchLoss:
@@ -97,12 +96,12 @@ def input_noise_term(trainer, batch, eps):
 
     delta = adversarial_delta(grad_of(objective), shape, "fgsm", eps, device=seq.device,
                               dtype=model.item_embedding.weight.dtype)
-    return config_number(trainer.config, "adv_lambda") * objective(delta)
+    return config_number(trainer.settings, "adv_lambda") * objective(delta)
 
 
 def table_noise_term(trainer, batch, attack):
     """``adv_lambda * L(item embedding table + delta_adv)`` of one batch (APR)."""
-    model, cfg = trainer.model, trainer.config
+    model, cfg = trainer.model, trainer.settings
     weight = model.item_embedding.weight
     loss = BatchLoss(trainer, batch)
     eps = config_number(cfg, "adv_eps")
@@ -136,7 +135,7 @@ def vat_magnitude(losses, rho):
 
 # ---------------------------------------------------------------------- the extra_loss hooks
 def acae_loss(trainer, batch):
-    return input_noise_term(trainer, batch, config_number(trainer.config, "adv_eps"))
+    return input_noise_term(trainer, batch, config_number(trainer.settings, "adv_eps"))
 
 
 def apr_fgsm_loss(trainer, batch):
@@ -152,14 +151,14 @@ def apr_pgd_loss(trainer, batch):
 
 
 def pamacf_loss(trainer, batch):
-    rho = config_number(trainer.config, "pamacf_rho")
+    rho = config_number(trainer.settings, "pamacf_rho")
     with torch.no_grad(), eval_mode(trainer.model):
         u = sequence_representation(trainer.scorer, batch)
     return input_noise_term(trainer, batch, pamacf_magnitude(u, rho))
 
 
 def vat_loss(trainer, batch):
-    rho = config_number(trainer.config, "vat_rho")
+    rho = config_number(trainer.settings, "vat_rho")
     with torch.no_grad(), eval_mode(trainer.model):
         losses = instance_losses(trainer.scorer, batch)
     return input_noise_term(trainer, batch, vat_magnitude(losses, rho))

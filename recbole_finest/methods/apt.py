@@ -22,13 +22,11 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_finest.adversarial import eval_mode
-from recbole_finest.config import check_value
 from recbole_finest.data.sequences import TrainingSequences
 
 
 def fake_user_count(value, n_real):
     """Number of fake users from ``apt_fake_users`` (count or share of ``n_real``)."""
-    check_value("apt_fake_users", value)
     if isinstance(value, float) and value < 1:
         return max(1, int(round(value * n_real)))
     return int(value)
@@ -38,7 +36,7 @@ def fake_length(value, seqs):
     """Items per fake user from ``apt_fake_length`` (``None`` = median real length)."""
     if value is None:
         return max(2, int(np.median(seqs.lengths)))
-    return check_value("apt_fake_length", value)
+    return value
 
 
 @torch.no_grad()
@@ -92,9 +90,9 @@ def append_profiles(seqs, profiles):
 
 def apt_augment(trainer, seqs, epoch):
     """``augment`` hook of ``apt``: this epoch's sequences plus freshly generated fake users."""
-    cfg = trainer.config
-    n_fake = fake_user_count(cfg["apt_fake_users"], seqs.n_sequences)
-    length = fake_length(cfg["apt_fake_length"], seqs)
-    generator = torch.Generator().manual_seed(int(cfg["seed"]) * 1_000_003 + 7_919 * int(epoch) + 17)
-    profiles = generate_profiles(trainer.scorer, n_fake, length, cfg, generator)
+    settings = trainer.settings
+    n_fake = fake_user_count(settings["apt_fake_users"], seqs.n_sequences)
+    length = fake_length(settings["apt_fake_length"], seqs)
+    generator = torch.Generator().manual_seed(trainer.seed * 1_000_003 + 7_919 * int(epoch) + 17)
+    profiles = generate_profiles(trainer.scorer, n_fake, length, trainer.config, generator)
     return append_profiles(seqs, profiles.numpy())

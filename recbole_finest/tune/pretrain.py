@@ -14,7 +14,6 @@ from logging import getLogger
 from recbole.utils import init_seed
 
 from recbole_finest.fileio import load_checkpoint, save_checkpoint, write_json
-from recbole_finest.method_config import with_overrides
 from recbole_finest.tune.cluster import ray_gpu_id, worker_setup
 from recbole_finest.tune.identity import cache_stem, pretrain_digest, pretrained_paths
 
@@ -75,8 +74,7 @@ def _pretrain(config, splits, stem):
     train_data, valid_data = splits
     checkpoints = stem + f".checkpoints-{os.getpid()}"
     try:
-        run = StabilityRun(with_overrides(config, {"checkpoint_dir": checkpoints}), train_data, valid_data,
-                           valid_data, saved=True)
+        run = StabilityRun(config, train_data, valid_data, valid_data, saved=True, checkpoint_dir=checkpoints)
         original = run.pretrain()
         entry = {side: {k: v.detach().cpu() for k, v in run.pretrained[side].items()} for side in ("A", "B")}
     finally:
@@ -99,10 +97,14 @@ def pretrain_task(setup, seed, params):
     return {**entry, "digest": pretrain_digest(config), "seed": seed}
 
 
-def stability_run(config, splits, paths):
-    """``StabilityRun`` on the validation split whose pre-trained A / B come from ``paths``."""
+def stability_run(config, splits, paths, method_overrides=None):
+    """``StabilityRun`` on the validation split whose pre-trained A / B come from ``paths``.
+
+    ``method_overrides``: ``{method: {key: value}}`` (a trial's budget of ``finest_epochs``).
+    """
     from recbole_finest.stability import StabilityRun
 
     train_data, valid_data = splits
     return StabilityRun(config, train_data, valid_data, valid_data, saved=False,
-                        state_path=lambda side, stage: paths[side] if stage == "pretrained" else None)
+                        state_path=lambda side, stage: paths[side] if stage == "pretrained" else None,
+                        method_overrides=method_overrides)

@@ -5,7 +5,6 @@ import os
 
 import torch
 
-from recbole_finest.method_config import with_overrides
 from recbole_finest.tune.cluster import ray_gpu_id
 from recbole_finest.tune.objective import flat, mean_rows, score
 from recbole_finest.tune.pretrain import ensure_pretrained, load_splits, stability_run
@@ -34,7 +33,7 @@ def trial(params, setup=None, shared=None):
     baseline = mean_rows(originals)
     method = configs[0]["finetune_method"]
     for budget in setup.budgets:
-        rows = [stability_run(with_overrides(config, {"finest_epochs": budget}), splits, paths).finetune(method)
+        rows = [stability_run(config, splits, paths, {method: {"finest_epochs": budget}}).finetune(method)
                 for config, paths in zip(configs, pairs)]
         metrics = mean_rows(rows)
         result = score(metrics, baseline, setup.metric, setup.mode, setup.accuracy_metric, setup.max_drop)
