@@ -54,3 +54,17 @@ def pytest_sessionstart(session):
     from recbole_finest.registry import register
 
     register()
+
+
+def load_splits(tmp, config_dict, model="SASRec", dataset="ml-100k"):
+    """``(config, train, valid, test)`` of a tiny run built inside ``tmp`` (checkpoints under it)."""
+    import contextlib
+
+    from recbole.data import create_dataset, data_preparation
+
+    from recbole_finest.config import Config
+
+    with contextlib.chdir(tmp):
+        config = Config(model, dataset, config_dict={**config_dict, "checkpoint_dir": str(tmp / "saved")})
+        train, valid, test = data_preparation(config, create_dataset(config))
+    return config, train, valid, test

@@ -6,12 +6,10 @@ of one batch, and a whole pre-training + FINEST fine-tuning with stability metri
 run on ``cuda`` and agree with the CPU up to float rounding.
 """
 
-import contextlib
 import copy
 
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import init_seed
 
@@ -21,7 +19,7 @@ from recbole_finest.trainer import FINETUNE, FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu
-from conftest import tiny
+from conftest import load_splits, tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device tool's machine)")
 
@@ -31,9 +29,7 @@ TINY = tiny(hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cuda")
-    with contextlib.chdir(tmp):
-        config = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp / "saved")})
-        train, valid, test = data_preparation(config, create_dataset(config))
+    _, train, valid, test = load_splits(tmp, TINY)
     return dict(tmp=tmp, train=train, valid=valid, test=test)
 
 

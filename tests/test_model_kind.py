@@ -8,11 +8,9 @@
 * ``register_model_kind`` overrides by exact class; a bad kind is an error.
 """
 
-import contextlib
 
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
 from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, NARM, SASRec, Caser
 from recbole.utils import init_seed
@@ -25,6 +23,7 @@ from recbole_finest.scoring import SequenceScorer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu
+from conftest import load_splits
 
 MAX_LEN = 10
 TINY = dict(
@@ -39,9 +38,7 @@ KINDS = {"SASRec": CAUSAL, "GRU4Rec": CAUSAL, "TiSASRec": CAUSAL, "BERT4Rec": MA
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("model_kind")
-    with contextlib.chdir(tmp):
-        config = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp / "saved")})
-        train, _, _ = data_preparation(config, create_dataset(config))
+    _, train, _, _ = load_splits(tmp, TINY)
     seqs = TrainingSequences.from_dataset(train.dataset)
 
     def make(name):
