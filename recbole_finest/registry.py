@@ -235,3 +235,18 @@ def resume_trainer(trainer, checkpoint, resume_file) -> None:
     trainer.model.load_state_dict(checkpoint["state_dict"])
     trainer.model.load_other_parameter(checkpoint.get("other_parameter"))
     trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+
+
+def init_logger(config):
+    """RecBole's ``init_logger``, safe for concurrent runs started in one folder.
+
+    RecBole 1.2.1 creates ``./log/<model>`` with a check-then-``makedirs`` (``ensure_dir``),
+    so two runs starting together can fail with ``FileExistsError: './log'``; the folders
+    are created here first with ``exist_ok``.
+    """
+    import os
+
+    from recbole.utils import init_logger as recbole_init_logger
+
+    os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
+    recbole_init_logger(config)

@@ -43,10 +43,11 @@ from logging import FileHandler, Formatter, getLogger
 
 import numpy as np
 import yaml
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import init_seed, set_color
 from tqdm import tqdm
 
 from recbole_finest import report, study_epochs
+from recbole_finest.registry import init_logger
 from recbole_finest.config import RUNTIME_KEYS, Config, identity_items
 from recbole_finest.data.perturb import KINDS, SELECTIONS, perturbation_size
 from recbole_finest.data.sequences import TrainingSequences

@@ -4,8 +4,9 @@ import logging
 import os
 from logging import getLogger
 
-from recbole.utils import get_local_time, init_logger, set_color
+from recbole.utils import get_local_time, set_color
 
+from recbole_finest.registry import init_logger
 from recbole_finest.config import Config, properties_dir
 from recbole_finest.fileio import check_writable
 from recbole_finest.tune.cluster import init_ray, resources_of, restore_cuda

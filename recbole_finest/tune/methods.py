@@ -27,8 +27,9 @@ from collections import OrderedDict
 from logging import getLogger
 
 import yaml
-from recbole.utils import init_logger, set_color
+from recbole.utils import set_color
 
+from recbole_finest.registry import init_logger
 from recbole_finest.config import Config, properties_dir
 from recbole_finest.fileio import write_json, write_text
 from recbole_finest.methods import get_method

@@ -12,11 +12,11 @@ from logging import getLogger
 
 import numpy as np
 import torch
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import init_seed, set_color
 
 from recbole_finest.config import Config
 from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint, write_json
-from recbole_finest.registry import create_dataset
+from recbole_finest.registry import init_logger, create_dataset
 from recbole_finest.update.checks import check_update_keys, deployed_state
 from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, churn, score_contexts
 from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
