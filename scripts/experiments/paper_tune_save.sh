@@ -21,7 +21,7 @@ for record in "$tune_dir"/paper/chosen/*.json; do
   name=$(basename "$record" .json)
   cp "$record" "$keep/chosen/"
   mkdir -p "$keep/$name"
-  for f in results.md results.csv summary.json search_space.yaml; do
+  for f in results.md summary.json search_space.yaml; do  # no CSV data files in the repository
     [ -f "$tune_dir/paper-$name/$f" ] && cp "$tune_dir/paper-$name/$f" "$keep/$name/"
   done
 done
