@@ -29,21 +29,25 @@ KEY = "study_method_config"
 FINETUNE_PREFIXES = ("finest_", "adv_", "apt_", "pamacf_", "vat_")
 
 
+def checked_override(key, value):
+    """``value`` of a per-method override of ``key``; ``ValueError`` naming the key when it is not
+    a fine-tuning key (pre-training is shared by every method) or ``ConfigError`` for a bad value."""
+    if not str(key).startswith(FINETUNE_PREFIXES):
+        raise ValueError(f"'{key}' is not a fine-tuning key; pre-training is shared by every method, only keys "
+                         f"starting with {', '.join(FINETUNE_PREFIXES)} can differ per method")
+    return check_value(key, value) if key in KEY_TABLE else value
+
+
 def _check_entry(config, where, entry):
     if not isinstance(entry, dict):
         raise ValueError(f"config key '{KEY}' {where}: must map config keys to values, got {entry!r}")
     for key in entry:
         if key not in config.final_config_dict:
             raise ValueError(f"config key '{KEY}' {where}: '{key}' is not a config key (typo?)")
-        if not str(key).startswith(FINETUNE_PREFIXES):
-            raise ValueError(
-                f"config key '{KEY}' {where}: '{key}' is not a fine-tuning key; pre-training is shared by every "
-                f"method, only keys starting with {', '.join(FINETUNE_PREFIXES)} can differ per method")
-        if key in KEY_TABLE:  # the value too, before any training
-            try:
-                check_value(key, entry[key])
-            except ValueError as exc:
-                raise ValueError(f"config key '{KEY}' {where}: {exc}") from None
+        try:  # the value too, before any training
+            checked_override(key, entry[key])
+        except ValueError as exc:
+            raise ValueError(f"config key '{KEY}' {where}: {exc}") from None
 
 
 def method_overrides(config, model=None):
@@ -104,8 +108,5 @@ def method_settings(config, name=None, overrides=None):
     get_method(name)  # ValueError naming finetune_method for an unknown method
     values = {k: v for k, v in config.final_config_dict.items() if str(k).startswith(FINETUNE_PREFIXES)}
     for key, value in (overrides or {}).items():
-        if not str(key).startswith(FINETUNE_PREFIXES):
-            raise ValueError(f"'{key}' is not a fine-tuning key; only keys starting with "
-                             f"{', '.join(FINETUNE_PREFIXES)} can differ per method")
-        values[key] = check_value(key, value) if key in KEY_TABLE else value
+        values[key] = checked_override(key, value)
     return MethodSettings(name, MappingProxyType(values))
