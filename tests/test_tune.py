@@ -434,3 +434,54 @@ def test_best_config_loads_back_into_the_cli(search, monkeypatch):
         used = yaml.safe_load(f)
     assert used["finest_lambda"] == loaded["finest_lambda"]
     assert [r["method"] for r in result["results"]["rows"]] == ["original", "finest"]
+
+
+def test_trial_rows_are_kept_per_config_and_budget(tmp_path, monkeypatch):
+    """An interrupted search reads its finished trials back: same config and budget -> the kept row.
+
+    The key changes with a sampled value, the seed, the method and the budget; it does not
+    change with the search's name, the trial's checkpoint folder or the GPU.
+    """
+    from recbole_finest.tune.trial_cache import cached_row, trial_digest
+
+    write_tiny_dataset(str(tmp_path))
+    config_file = write_tiny_config(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+
+    def config(**extra):
+        return Config("SASRec", "tiny", [config_file], {"finest_lambda": 2.0, "show_progress": False, **extra})
+
+    base = config()
+    same = [config(tune_name="other", checkpoint_dir=str(tmp_path / "elsewhere"), gpu_id="1")]
+    different = [config(finest_lambda=2.5), config(seed=7), config(finetune_method="acae")]
+    assert all(trial_digest(c, 3) == trial_digest(base, 3) for c in same)
+    assert len({trial_digest(c, 3) for c in [base] + different} | {trial_digest(base, 4)}) == 5
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"rbo": 0.5 + len(calls), "method": "finest"}
+
+    folder = str(tmp_path / "trials")
+    first, cached = cached_row(folder, base, 3, compute)
+    assert not cached and first == {"rbo": 1.5, "method": "finest"}
+    again, cached = cached_row(folder, same[0], 3, compute)
+    assert cached and again == first and len(calls) == 1
+    other, cached = cached_row(folder, base, 4, compute)
+    assert not cached and other["rbo"] == 2.5
+    assert cached_row(None, base, 3, compute) == ({"rbo": 3.5, "method": "finest"}, False)
+    assert len(os.listdir(folder)) == 2  # atomic writes: no temporary file left
+
+
+def test_search_keeps_every_finished_trial_row(search):
+    """The search's trial rows are on disk under ``<tune_dir>/trials``, equal to what the trials reported."""
+    folder = os.path.join(search["root"], "tune", "trials")
+    kept = []
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name)) as f:
+            kept.append(json.load(f))
+    ok = [r for r in search["out"]["rows"] if r["status"] == "ok"]
+    assert len(kept) == len(ok) == 1
+    assert kept[0]["row"]["rbo"] == pytest.approx(ok[0]["rbo"]) and kept[0]["method"] == "finest"

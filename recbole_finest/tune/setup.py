@@ -20,13 +20,14 @@ class TuneSetup:
     config_files: List[str]
     overrides: Dict  # user overrides (dict + command line) with absolute paths
     seeds: List[int]
-    cache_dir: str
+    cache_dir: str  # pre-trained pairs
     budgets: List[int]
     metric: str = "rbo"
     mode: str = "max"
     accuracy_metric: str = "ndcg@10"
     max_drop: Optional[float] = 0.02
     reuse_pretrained: bool = True
+    trials_dir: Optional[str] = None  # finished trial rows (recbole_finest.tune.trial_cache); None: not kept
     started: float = field(default_factory=time.time)
 
     def config(self, params=None, seed=None, gpu_id="", checkpoint_dir=None):
@@ -74,6 +75,7 @@ def setup_of(base, config_file_list, user_overrides, tune_dir):
         overrides=absolute_overrides(base, user_overrides),
         seeds=[int(s) for s in (base["tune_seeds"] or [base["seed"]])],
         cache_dir=os.path.join(tune_dir, "pretrained"),
+        trials_dir=os.path.join(tune_dir, "trials"),
         budgets=budgets_of(base["finest_epochs"], base["tune_scheduler"], base["tune_asha_grace_period"],
                            base["tune_asha_reduction_factor"]),
         metric=base["tune_metric"], mode=base["tune_mode"], accuracy_metric=base["tune_accuracy_metric"],

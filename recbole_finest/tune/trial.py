@@ -2,12 +2,14 @@
 
 import json
 import os
+from logging import getLogger
 
 import torch
 
 from recbole_finest.tune.cluster import ray_gpu_id
 from recbole_finest.tune.objective import flat, mean_rows, score
 from recbole_finest.tune.pretrain import ensure_pretrained, load_splits, stability_run
+from recbole_finest.tune.trial_cache import cached_row
 
 
 def trial(params, setup=None, shared=None):
@@ -15,6 +17,8 @@ def trial(params, setup=None, shared=None):
 
     One report per budget in ``setup.budgets`` (ASHA rungs): each budget fine-tunes from the
     pre-trained models for that many ``finest_epochs`` (metrics averaged over ``setup.seeds``).
+    Rows finished by an earlier, interrupted run of the search are read back
+    (:mod:`recbole_finest.tune.trial_cache`).
     """
     from ray import tune
 
@@ -33,8 +37,13 @@ def trial(params, setup=None, shared=None):
     baseline = mean_rows(originals)
     method = configs[0]["finetune_method"]
     for budget in setup.budgets:
-        rows = [stability_run(config, splits, paths, {method: {"finest_epochs": budget}}).finetune(method)
-                for config, paths in zip(configs, pairs)]
+        rows = []
+        for config, paths in zip(configs, pairs):
+            row, cached = cached_row(setup.trials_dir, config, budget, lambda: stability_run(
+                config, splits, paths, {method: {"finest_epochs": budget}}).finetune(method))
+            if cached:
+                getLogger().info(f"{method} seed {config['seed']}, {budget} epochs: finished earlier, row read back")
+            rows.append(row)
         metrics = mean_rows(rows)
         result = score(metrics, baseline, setup.metric, setup.mode, setup.accuracy_metric, setup.max_drop)
         tune.report({

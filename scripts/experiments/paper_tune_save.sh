@@ -4,6 +4,8 @@
 #   bash scripts/experiments/paper_tune_save.sh --restore [runs/paper-tune]
 # A search counts as finished when --tune_methods wrote its chosen/<model>-<method>.json; a rerun
 # of --tune_methods skips every (model, method) whose record is back in <tune_dir>/paper/chosen/.
+# Finished trials of an unfinished search are kept too (<tune_dir>/trials/*.json, one small JSON
+# row each; recbole_finest/tune/trial_cache.py): the rerun reads them back instead of training.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 restore=0
@@ -13,7 +15,10 @@ keep=docs/paper_tune
 if [ "$restore" = 1 ]; then
   mkdir -p "$tune_dir/paper/chosen"
   cp -n "$keep"/chosen/*.json "$tune_dir/paper/chosen/"
-  echo "restored $(ls "$keep"/chosen | wc -l) chosen records into $tune_dir/paper/chosen"
+  mkdir -p "$tune_dir/trials"
+  if [ -d "$keep/trials" ]; then cp -n "$keep"/trials/*.json "$tune_dir/trials/"; fi
+  echo "restored $(ls "$keep"/chosen | wc -l) chosen records into $tune_dir/paper/chosen," \
+       "$(ls "$tune_dir/trials" | wc -l) trial rows into $tune_dir/trials"
   exit 0
 fi
 mkdir -p "$keep/chosen"
@@ -25,5 +30,9 @@ for record in "$tune_dir"/paper/chosen/*.json; do
     [ -f "$tune_dir/paper-$name/$f" ] && cp "$tune_dir/paper-$name/$f" "$keep/$name/"
   done
 done
+if [ -d "$tune_dir/trials" ]; then
+  mkdir -p "$keep/trials"
+  cp "$tune_dir"/trials/*.json "$keep/trials/" 2>/dev/null || true
+fi
 [ -f "$tune_dir/paper/methods.yaml" ] && cp "$tune_dir/paper/methods.yaml" "$keep/methods.yaml"
 echo "kept $(ls "$keep"/chosen | wc -l) finished searches in $keep"
