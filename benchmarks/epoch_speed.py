@@ -170,17 +170,23 @@ def timed_epoch(trainer, loader, n_batches, device="cpu"):
     return seconds * total / max(1, cut.targets), mem, cut.batches
 
 
+def with_keys(config, **keys):
+    """A ``Config`` built as ``config`` was, with ``keys`` on top (a built ``Config`` is never changed)."""
+    from recbole_finest.config import Config
+
+    return Config(config["model"], config["dataset"], config_dict={**config.external_config_dict, **keys})
+
+
 def make_trainer(config, train, unit, method="finest"):
     from recbole_finest.trainer import FinestTrainer
     from recbole_finest.utils import get_model
 
-    config["train_unit"] = unit
-    config["finetune_method"] = method
+    config = with_keys(config, train_unit=unit)
     from recbole.utils import init_seed
 
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(config["model"])(config, train.dataset).to(config["device"])
-    return FinestTrainer(config, model)
+    return FinestTrainer(config, model, method=method)
 
 
 def plain_and_finest(config, train, unit, n_batches, device):

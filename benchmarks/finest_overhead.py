@@ -46,7 +46,7 @@ def main():
         config, train, _, _ = load(model, model_config(args, model))
         from recbole_finest.trainer import resolve_train_unit
 
-        unit = resolve_train_unit(config, make_trainer(config, train, "auto").model)
+        unit = resolve_train_unit(config, make_trainer(config, train, "auto").scorer.adapter)
         (tp, mp, _), (tf, mf, _), tr = plain_and_finest(config, train, unit, n, args.device)
         ts = simulation_time(config, train)
         rows.append((model, unit, tp, tf, tr, ts, mp, mf))

@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 from _memory import peak_rss_mib  # noqa: E402
-from epoch_speed import base_args, load, make_trainer, model_config, parse_args, timed_epoch  # noqa: E402
+from epoch_speed import (base_args, load, make_trainer, model_config, parse_args, timed_epoch,  # noqa: E402
+                         with_keys)
 
 NO_BUCKETS = {"length_bucketing": False}
 VARIANTS = (  # (label, unit, config keys)
@@ -41,9 +42,7 @@ def main():
     defaults = {key: config[key] for _, _, keys in VARIANTS for key in keys}
     rows = []
     for label, unit, keys in VARIANTS:
-        for key, value in {**defaults, **keys}.items():
-            config[key] = value
-        trainer = make_trainer(config, train, unit)
+        trainer = make_trainer(with_keys(config, **{**defaults, **keys}), train, unit)
         trainer._start_phase(PRETRAIN, config["learning_rate"], 1)
         seconds, mem, _ = timed_epoch(trainer, trainer.make_loader(train), n, args.device)
         rows.append((label, seconds, mem))

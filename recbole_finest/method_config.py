@@ -11,8 +11,8 @@ and nothing else. ``study_method_config`` holds those settings::
 
 Only fine-tuning keys (``FINETUNE_PREFIXES``) may differ per method: pre-training is
 shared by every method. A method runs with :class:`MethodSettings`: its name and the
-fine-tuning keys of the ``Config`` with its overrides, checked against the key table once
-(:func:`method_settings`) and passed to ``FinestTrainer(config, model, method=...)`` as an
+fine-tuning keys of ``config.settings`` with its overrides, checked against the key table
+once (:func:`method_settings`) and passed to ``FinestTrainer(config, model, method=...)`` as an
 argument; the ``Config`` itself is never changed or copied.
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from recbole_finest.config import KEYS as KEY_TABLE
 from recbole_finest.config import check_value
 from recbole_finest.methods import METHODS, get_method
+from recbole_finest.settings import KEYS as KEY_TABLE
 
 KEY = "study_method_config"
 #: keys read by the fine-tuning phase only (FINEST's, the baselines')
@@ -104,9 +104,9 @@ def method_settings(config, name=None, overrides=None):
     ``overrides``: ``{key: value}`` of fine-tuning keys that differ for this method; each
     is checked against the key table (``ConfigError`` naming it) before any training.
     """
-    name = config["finetune_method"] if name is None else name
+    name = config.settings.finest.method if name is None else name
     get_method(name)  # ValueError naming finetune_method for an unknown method
-    values = {k: v for k, v in config.final_config_dict.items() if str(k).startswith(FINETUNE_PREFIXES)}
+    values = {k: v for k, v in config.settings.by_key().items() if k.startswith(FINETUNE_PREFIXES)}
     for key, value in (overrides or {}).items():
         values[key] = checked_override(key, value)
     return MethodSettings(name, MappingProxyType(values))

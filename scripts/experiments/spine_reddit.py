@@ -35,12 +35,16 @@ def main():
     start = time.time()
     _, (train_data, valid_data, test_data) = load_data(config)
     states = os.path.join(args.out, "states", args.model)
-    run = StabilityRun(config, train_data, valid_data, test_data,
-                       state_path=lambda side, stage: os.path.join(states, f"{side}-{stage}.pth"))
+
+    def state_path(side, stage):
+        return os.path.join(states, f"{side}-{stage}.pth")
+
+    run = StabilityRun(config, train_data, valid_data, test_data, state_path=state_path)
     rows = [run.pretrain()]
-    for protocol in ("shared", "independent"):
-        config["reference_protocol"] = protocol
-        row = run.finetune("finest")
+    for protocol in ("shared", "independent"):  # a Config per protocol; the pre-trained pair is read back
+        protocol_config = Config(model=args.model, config_file_list=files, config_dict={"reference_protocol": protocol})
+        row = StabilityRun(protocol_config, train_data, valid_data, test_data, shared=run.shared,
+                           state_path=state_path).finetune("finest")
         row["method"] = f"finest ({protocol})"
         rows.append(row)
     table = format_table(rows)
