@@ -9,7 +9,9 @@
 Drop-in for RecBole scripts: ``trainer = FinestTrainer(config, model)`` then
 ``trainer.fit(train_data, valid_data)`` runs all three phases on RecBole's loaders.
 The phases are also public (``pretrain``, ``build_reference``, ``finetune``) for the
-stability protocol, which trains several models from one initialisation.
+stability protocol, which trains several models from one initialisation. Plugin keys are
+read from ``config.settings`` and the method's :class:`MethodSettings`; the checkpoint
+methods live in :mod:`recbole_finest.trainer_checkpoints`.
 """
 
 import os
@@ -21,14 +23,16 @@ from recbole.utils import set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole_finest.config import check_topk
 from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, eval_batches
 from recbole_finest.data.sequences import TrainingSequences
-from recbole_finest.fileio import load_checkpoint, new_run_id, run_file, save_checkpoint
+from recbole_finest.fileio import new_run_id, run_file
 from recbole_finest.loss import rank_preserving_loss
 from recbole_finest.method_config import MethodSettings, method_settings
 from recbole_finest.reference import ReferenceLists
-from recbole_finest.registry import resume_trainer, start_trainer_phase, trainer_checkpoint, writes_checkpoints
+from recbole_finest.registry import start_trainer_phase
 from recbole_finest.scoring import SequenceScorer
+from recbole_finest.trainer_checkpoints import CheckpointMixin
 
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 SIM_KINDS_PER_EPOCH = ("deletion", "replacement", "insertion")
@@ -36,7 +40,7 @@ SIM_KINDS_PER_EPOCH = ("deletion", "replacement", "insertion")
 
 def resolve_train_unit(config, adapter):
     """``train_unit`` -> ``"sequence"`` or ``"prefix"`` for the model of ``adapter`` (a ``ModelAdapter``)."""
-    unit = config["train_unit"]
+    unit = config.settings.data.train_unit
     supported, model = adapter.sequence_unit, adapter.model
     if unit == "auto":
         return SEQUENCE if supported else PREFIX
@@ -48,29 +52,41 @@ def resolve_train_unit(config, adapter):
     return unit
 
 
-def check_topk(k, n_items):
-    """``ValueError`` naming ``finest_topk`` when the 2K reference items exceed the real items."""
-    n_real_items = n_items - 1  # id 0 is padding
-    if 2 * k > n_real_items:
-        raise ValueError(
-            f"config key 'finest_topk' is {k}: 2 * finest_topk = {2 * k} exceeds the number of items "
-            f"({n_real_items}); set finest_topk <= {n_real_items // 2}"
-        )
+def epoch_perturbation(trainer):
+    """Per-epoch perturbation ``f(sequences, epoch)`` of ``trainer``'s method, or None.
+
+    ``f`` perturbs the ``TrainingSequences`` with FINEST's simulation or a baseline's
+    perturbation (``finest_sim_ratio``, ``finest_sim_kind``; seeded by the trainer's seed
+    and the epoch), then applies the method's ``augment`` hook (APT).
+    """
+    from recbole_finest.data.perturb import perturb, simulate
+
+    method, settings = trainer.method, trainer.settings
+    simulation = method.simulation
+    if method.name.startswith("finest") and not settings["finest_simulation"]:
+        simulation = None
+    if simulation is None and method.augment is None:
+        return None
+    ratio, kind, seed = settings["finest_sim_ratio"], settings["finest_sim_kind"], trainer.seed
+    time_fraction = trainer.config.settings.perturb.time_fraction
+    max_len = trainer.config["MAX_ITEM_LIST_LENGTH"]
+
+    def apply(seqs, epoch):
+        rng = np.random.default_rng([seed, 104729, epoch])
+        epoch_kind = SIM_KINDS_PER_EPOCH[rng.integers(3)] if kind == "random" else kind
+        if simulation == "finest":
+            seqs = simulate(seqs, ratio, epoch_kind, rng).seqs
+        elif simulation is not None:
+            seqs = perturb(seqs, simulation, epoch_kind, rng, ratio=ratio, time_fraction=time_fraction,
+                           max_len=max_len).seqs
+        if method.augment is not None:
+            seqs = method.augment(trainer, seqs, epoch)
+        return seqs
+
+    return apply
 
 
-def load_state(model, state, path):
-    """``model.load_state_dict(state)``; a ``ValueError`` naming ``path`` when the state does not fit."""
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path} holds no state dict of a model")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        detail = str(exc).replace("\n", " ").replace("\t", "")
-        raise ValueError(f"checkpoint {path} does not fit {type(model).__name__} with this config and dataset "
-                         f"(another model, size or dataset?): {detail[:400]}") from None
-
-
-class FinestTrainer(Trainer):
+class FinestTrainer(CheckpointMixin, Trainer):
     """RecBole trainer that pre-trains, builds reference lists and fine-tunes with FINEST."""
 
     def __init__(self, config, model, method=None, run_id=None, seed=None, checkpoint_dir=None):
@@ -95,8 +111,6 @@ class FinestTrainer(Trainer):
         self.settings = method if isinstance(method, MethodSettings) else method_settings(config, method)
         self.method = self.settings.method
         self.seed = int(config["seed"] if seed is None else seed)
-        if self.method.regularizer:  # fail before pre-training, not after it
-            check_topk(self.settings["finest_topk"], model.n_items)
         self.reference = None
         self.phase = PRETRAIN
         self.tag = ""
@@ -125,31 +139,8 @@ class FinestTrainer(Trainer):
                               seed=self.seed, masked=self.scorer.masked)
 
     def _simulation(self):
-        """Per-epoch perturbation ``f(sequences, epoch)`` of the current method, or None."""
-        from recbole_finest.data.perturb import perturb, simulate
-
-        method, cfg, settings = self.method, self.config, self.settings
-        simulation = method.simulation
-        if method.name.startswith("finest") and not settings["finest_simulation"]:
-            simulation = None
-        if simulation is None and method.augment is None:
-            return None
-        ratio, kind, seed = settings["finest_sim_ratio"], settings["finest_sim_kind"], self.seed
-
-        def apply(seqs, epoch):
-            rng = np.random.default_rng([seed, 104729, epoch])
-            epoch_kind = SIM_KINDS_PER_EPOCH[rng.integers(3)] if kind == "random" else kind
-            if simulation == "finest":
-                seqs = simulate(seqs, ratio, epoch_kind, rng).seqs
-            elif simulation is not None:
-                seqs = perturb(seqs, simulation, epoch_kind, rng, ratio=ratio,
-                               time_fraction=cfg["perturb_time_fraction"],
-                               max_len=cfg["MAX_ITEM_LIST_LENGTH"]).seqs
-            if method.augment is not None:
-                seqs = method.augment(self, seqs, epoch)
-            return seqs
-
-        return apply
+        """Per-epoch perturbation of the trainer's method, or None (:func:`epoch_perturbation`)."""
+        return epoch_perturbation(self)
 
     # ------------------------------------------------------------------ phases
     def _start_phase(self, phase, learning_rate, epochs):
@@ -162,13 +153,13 @@ class FinestTrainer(Trainer):
 
         Returns RecBole's ``(best_valid_score, best_valid_result)`` of the last phase run.
         """
-        path = self.config["pretrained_model_path"]
+        path = self.config.settings.finest.pretrained_model_path
         if path:
             self.load_model(path)
             result = (-1, None)
         else:
             result = self.pretrain(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-        if not self.config["finest"] or not self.method.finetune:
+        if not self.config.settings.finest.enabled or not self.method.finetune:
             return result
         return self.finetune(train_data, valid_data, None, verbose, saved, show_progress, callback_fn)
 
@@ -187,7 +178,7 @@ class FinestTrainer(Trainer):
         """Phase 2: reference top-2K lists of every training instance from the current model."""
         seqs = self.sequences_of(train_data)
         k = self.settings["finest_topk"]
-        check_topk(k, seqs.n_items)
+        check_topk(k, seqs.n_items)  # a method's own finest_topk (study_method_config, a trial)
         unit = self.unit  # sequence only for models that score windows (resolve_train_unit)
         path = self.settings["finest_reference_file"]
         path = run_file(path, self.run_id, self.tag) if path else None
@@ -271,34 +262,3 @@ class FinestTrainer(Trainer):
         if finetuning and self.method.extra_loss is not None:
             losses += (self.method.extra_loss(self, batch),)
         return losses
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        """RecBole's checkpoint content plus the phase, written atomically (temp file + rename),
-        by the process of local rank 0 only (RecBole's guard)."""
-        if not writes_checkpoints(self.config):
-            return
-        path = kwargs.pop("saved_model_file", self.saved_model_file)
-        save_checkpoint({**trainer_checkpoint(self, epoch), "phase": self.phase}, path)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {path}")
-
-    def load_model(self, path, verbose=True):
-        """Load model parameters from a plugin or RecBole checkpoint (or a bare state dict)."""
-        checkpoint = load_checkpoint(path, map_location=self.device)
-        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-        load_state(self.model, state, path)
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        if verbose:
-            self.logger.info(f"Loading model parameters from {path}")
-
-    def resume_checkpoint(self, resume_file):
-        resume_trainer(self, load_checkpoint(str(resume_file), map_location=self.device), resume_file)
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
-
-    @torch.no_grad()
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        """RecBole's evaluation; the best checkpoint is reloaded with the plugin's loader."""
-        if load_best_model and eval_data:
-            self.load_model(model_file or self.saved_model_file)
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)

@@ -1,0 +1,60 @@
+"""The checkpoints of :class:`~recbole_finest.trainer.FinestTrainer`: atomic saving, loading, resuming.
+
+:class:`CheckpointMixin` replaces RecBole ``Trainer``'s checkpoint methods: the content
+and rank guard are RecBole's (``registry.trainer_checkpoint`` / ``writes_checkpoints``),
+the file is written atomically (``fileio.save_checkpoint``) with the trainer's phase, and
+loading takes a plugin or RecBole checkpoint or a bare state dict with an error naming
+the file when it does not fit the model.
+"""
+
+import torch
+from recbole.utils import set_color
+
+from recbole_finest.fileio import load_checkpoint, save_checkpoint
+from recbole_finest.registry import resume_trainer, trainer_checkpoint, writes_checkpoints
+
+
+def load_state(model, state, path):
+    """``model.load_state_dict(state)``; a ``ValueError`` naming ``path`` when the state does not fit."""
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds no state dict of a model")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = str(exc).replace("\n", " ").replace("\t", "")
+        raise ValueError(f"checkpoint {path} does not fit {type(model).__name__} with this config and dataset "
+                         f"(another model, size or dataset?): {detail[:400]}") from None
+
+
+class CheckpointMixin:
+    """Checkpoint methods of a RecBole ``Trainer`` subclass with a ``phase`` attribute (listed before ``Trainer``)."""
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """RecBole's checkpoint content plus the phase, written atomically (temp file + rename),
+        by the process of local rank 0 only (RecBole's guard)."""
+        if not writes_checkpoints(self.config):
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        save_checkpoint({**trainer_checkpoint(self, epoch), "phase": self.phase}, path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def load_model(self, path, verbose=True):
+        """Load model parameters from a plugin or RecBole checkpoint (or a bare state dict)."""
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+        load_state(self.model, state, path)
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        if verbose:
+            self.logger.info(f"Loading model parameters from {path}")
+
+    def resume_checkpoint(self, resume_file):
+        resume_trainer(self, load_checkpoint(str(resume_file), map_location=self.device), resume_file)
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        """RecBole's evaluation; the best checkpoint is reloaded with the plugin's loader."""
+        if load_best_model and eval_data:
+            self.load_model(model_file or self.saved_model_file)
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
