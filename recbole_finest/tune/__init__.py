@@ -31,7 +31,7 @@ search's files; tables and plot through :mod:`recbole_finest.report`), ``driver`
 
 from recbole_finest.tune.cluster import init_ray, isolated, ray_gpu_id, resources_of, worker_setup
 from recbole_finest.tune.identity import CLI_KEYS, is_finetune_key, pretrain_digest, pretrained_paths
-from recbole_finest.tune.objective import INFEASIBLE, REPORTED, score
+from recbole_finest.tune.objective import INFEASIBLE, reported, score
 from recbole_finest.tune.setup import TuneSetup, absolute_overrides, budgets_of
 from recbole_finest.tune.space import VOCABULARY, load_search_space, to_param_space
 from recbole_finest.tune.pretrain import ensure_pretrained, load_pretrained, load_splits, stability_run  # noqa: I001
@@ -43,7 +43,7 @@ from recbole_finest.tune.methods import run_tune_methods
 __all__ = [
     "init_ray", "isolated", "ray_gpu_id", "resources_of", "worker_setup",
     "CLI_KEYS", "is_finetune_key", "pretrain_digest", "pretrained_paths",
-    "INFEASIBLE", "REPORTED", "score",
+    "INFEASIBLE", "reported", "score",
     "TuneSetup", "absolute_overrides", "budgets_of",
     "VOCABULARY", "load_search_space", "to_param_space",
     "ensure_pretrained", "load_pretrained", "load_splits", "stability_run",

@@ -23,6 +23,7 @@ chosen settings per model and method, ready to be listed after a study's config 
 
 import json
 import os
+import re
 from collections import OrderedDict
 from logging import getLogger
 
@@ -196,8 +197,9 @@ class MethodSearch:
     def choose(self, out):
         """Write the record of the best trial of the finished search ``out``."""
         best = out["best"]
+        jaccards = [k for k in best if re.fullmatch(r"jaccard@[0-9]+", k)]  # the search's jaccard_k
         write_json(self.done, {
             "model": self.model, "method": self.method, "params": {k: best[k] for k in self.space},
-            "metrics": {k: best[k] for k in ("rbo", "jaccard@10", "ndcg@10", "mrr") if k in best},
+            "metrics": {k: best[k] for k in ("rbo", *jaccards, "ndcg@10", "mrr") if k in best},
             "feasible": bool(best["feasible"]), "objective": best["objective"], "search": out["folder"],
         })

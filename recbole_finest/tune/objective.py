@@ -1,11 +1,24 @@
 """The stability-aware objective of a trial, and the metrics a trial reports."""
 
 import math
+import re
 
 import numpy as np
 
 INFEASIBLE = -1000.0
-REPORTED = ("rbo", "jaccard@10", "ndcg@10", "mrr", "mrr@10", "recall@10")
+#: the accuracy metrics a trial reports (model A's, on the validation split)
+ACCURACY = ("ndcg@10", "mrr", "mrr@10", "recall@10")
+
+
+def reported(jaccard_k):
+    """The metrics a trial reports: RBO, Jaccard@``jaccard_k`` (the run's key) and :data:`ACCURACY`."""
+    return ("rbo", f"jaccard@{int(jaccard_k)}", *ACCURACY)
+
+
+def is_reported(name):
+    """True for a name of :func:`reported` for some ``jaccard_k`` (``config.validate`` checks the k)."""
+    return name in ("rbo", *ACCURACY) or (isinstance(name, str) and re.fullmatch(r"jaccard@[1-9][0-9]*", name)
+                                           is not None)
 
 
 def score(metrics, baseline, metric="rbo", mode="max", accuracy_metric="ndcg@10", max_drop=0.02):

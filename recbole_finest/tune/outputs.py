@@ -18,7 +18,7 @@ from recbole.utils import set_color
 from recbole_finest.fileio import write_json, write_text
 from recbole_finest.report import search_columns, to_markdown, write_search_report
 from recbole_finest.tune.identity import CLI_KEYS
-from recbole_finest.tune.objective import REPORTED
+from recbole_finest.tune.objective import is_reported, reported
 
 
 def _plain(value):
@@ -37,7 +37,10 @@ def _error_reason(error):
 
 
 def collect_rows(results, param_keys, full_epochs):
-    """Table rows of a ``ResultGrid``: params, metrics, status (ok / stopped / failed), reason; best first."""
+    """Table rows of a ``ResultGrid``: params, metrics, status (ok / stopped / failed), reason; best first.
+
+    Kept metrics: the reported ones (:func:`~recbole_finest.tune.objective.is_reported`: the
+    Jaccard@k of the search's ``jaccard_k``), the baseline's, model B's and the objective's."""
     rows = []
     for result in results:
         metrics, params = dict(result.metrics or {}), dict(result.config or {})
@@ -48,7 +51,7 @@ def collect_rows(results, param_keys, full_epochs):
         else:
             row["status"] = "ok" if metrics.get("finest_epochs", full_epochs) >= full_epochs else "stopped"
             for key, value in metrics.items():
-                if key.startswith("base_") or key in REPORTED or key.endswith("_B") or key in (
+                if key.startswith("base_") or is_reported(key) or key.endswith("_B") or key in (
                         "accuracy_drop", "feasible", "objective", "finest_epochs"):
                     row.setdefault(key, _plain(value))
             row["error"] = ""
@@ -95,12 +98,13 @@ def _best_header(folder, setup, best, goal):
 def write_outputs(folder, setup, space, search_space, user_overrides, results, baseline):
     """Results table (CSV + Markdown), best YAML, frontier plot, summary; returns their paths."""
     param_keys = list(space)
+    names = reported(setup.jaccard_k)
     rows = collect_rows(results, param_keys, setup.budgets[-1])
-    columns = search_columns(rows, param_keys, setup.metric, setup.accuracy_metric, REPORTED)
+    columns = search_columns(rows, param_keys, setup.metric, setup.accuracy_metric, names)
     goal, threshold = objective_text(setup, baseline)
     done = [r for r in rows if r["status"] != "failed"]
     n_failed = len(rows) - len(done)
-    base_cells = ", ".join(f"{k} {baseline[k]:.4f}" for k in REPORTED if k in baseline)
+    base_cells = ", ".join(f"{k} {baseline[k]:.4f}" for k in names if k in baseline)
     frontier = dict(baseline=baseline, metric=setup.metric, accuracy_metric=setup.accuracy_metric,
                     threshold=threshold, title=f"{setup.model} on {setup.dataset}: {len(done)} trials")
     out = {"folder": folder, "rows": rows, "best": done[0] if done else None, "best_config": None}

@@ -26,6 +26,7 @@ class TuneSetup:
     mode: str = "max"
     accuracy_metric: str = "ndcg@10"
     max_drop: Optional[float] = 0.02
+    jaccard_k: int = 10  # the trials report jaccard@<jaccard_k> (tune.objective.reported)
     reuse_pretrained: bool = True
     trials_dir: Optional[str] = None  # finished trial rows (recbole_finest.tune.trial_cache); None: not kept
     started: float = field(default_factory=time.time)
@@ -80,4 +81,5 @@ def setup_of(base, config_file_list, user_overrides, tune_dir):
                            base["tune_asha_reduction_factor"]),
         metric=base["tune_metric"], mode=base["tune_mode"], accuracy_metric=base["tune_accuracy_metric"],
         max_drop=base["tune_max_accuracy_drop"], reuse_pretrained=bool(base["tune_reuse_pretrained"]),
+        jaccard_k=int(base["jaccard_k"]),
     )
