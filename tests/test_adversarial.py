@@ -228,14 +228,12 @@ def test_embedding_stability_bounds_and_identity():
         assert 0.0 <= out["rbo"] < 1.0 and 0.0 <= out["jaccard@3"] <= 1.0
         assert out["clean_mrr"] == pytest.approx(same["clean_mrr"])
         assert out["perturbed_mrr"] <= out["clean_mrr"] + 1e-9  # the attack raises the targets' loss
-    config["emb_stability_objective"] = "ranks"
-    ranks = embedding_stability(model, eval_data, "pgd", 2.0, config)
+    ranks = embedding_stability(model, eval_data, "pgd", 2.0, {**config, "emb_stability_objective": "ranks"})
     assert ranks["jaccard@3"] < 1.0
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
-    config["emb_stability_objective"] = "kl"
     with pytest.raises(ValueError, match="emb_stability_objective"):
-        embedding_stability(model, eval_data, "fgsm", 0.1, config)
+        embedding_stability(model, eval_data, "fgsm", 0.1, {**config, "emb_stability_objective": "kl"})
 
 
 def test_embedding_fgsm_is_the_normalized_gradient_of_the_test_loss():

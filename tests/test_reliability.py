@@ -95,8 +95,8 @@ def render_doc():
     lines += [
         "",
         "Validation happens in one place, `recbole_finest/config.py`: the table `KEYS` (name, default,",
-        "what is allowed, per-run flag) checks every plugin key when the `Config` is built, before",
-        "any data is loaded; keys with a plugin prefix that the table does not know are errors.",
+        "what is allowed, tags; from `settings.py`) checks every plugin key when the `Config` is built,",
+        "before any data is loaded; keys with a plugin prefix that the table does not know are errors.",
         "Limits that need the dataset (`finest_topk`, `jaccard_k`, `rbo_depth`, `topk` against the",
         "number of items) are checked right after loading, before the first epoch.",
         "",

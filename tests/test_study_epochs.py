@@ -35,10 +35,9 @@ def test_labels_and_their_errors(tmp_path):
         with pytest.raises(ValueError, match="study_eval_epochs.*epoch 20 exceeds finest_epochs 10 of acae"):
             cell_labels(config, ["acae"], over)
         assert split_label("apr_pgd@e50") == ("apr_pgd", 50) and split_label("finest") == ("finest", None)
-        for bad in ([0, 5], "five", [2.5]):
-            config["study_eval_epochs"] = bad
-            with pytest.raises(ValueError, match="study_eval_epochs"):
-                cell_labels(config, ["finest"], over)
+        for bad in ([0, 5], "five", [2.5]):  # refused when the Config is built, before any cell
+            with pytest.raises(ValueError, match="config key 'study_eval_epochs' must be a positive epoch count"):
+                Config("SASRec", "ml-100k", config_dict={**TINY, "study_eval_epochs": bad})
 
 
 @pytest.mark.parametrize("value, message", [

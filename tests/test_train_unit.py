@@ -50,16 +50,19 @@ def env(tmp_path_factory):
         config = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp / "saved")})
         train, _, _ = data_preparation(config, create_dataset(config))
 
-    def make_trainer(model_name, unit, **overrides):
-        cfg = on_cpu(Config(model_name, "ml-100k", config_dict={
+    def make_config(model_name, unit, **overrides):
+        return on_cpu(Config(model_name, "ml-100k", config_dict={
             **TINY, "checkpoint_dir": str(tmp / "saved"), "train_unit": unit, **overrides}))
+
+    def make_trainer(model_name, unit, **overrides):
+        cfg = make_config(model_name, unit, **overrides)
         init_seed(cfg["seed"], cfg["reproducibility"])
         construct_transform(cfg)  # BERT4Rec's mask field names, as data_preparation does
         model = get_model(model_name)(cfg, train.dataset)
         model.eval()  # dropout off
         return FinestTrainer(cfg, model)
 
-    yield dict(train=train, make_trainer=make_trainer, tmp=tmp)
+    yield dict(train=train, make_trainer=make_trainer, make_config=make_config, tmp=tmp)
 
 
 def short_sequences(n_items, max_rows=MAX_LEN + 1, n_seq=23, seed=0):
@@ -76,8 +79,9 @@ def short_sequences(n_items, max_rows=MAX_LEN + 1, n_seq=23, seed=0):
     return TrainingSequences.from_rows(seq_of_row, items, times, ids, np.arange(1, n_seq + 1), n_items)
 
 
-def _single_batch(trainer, seqs, unit):
-    loader = SequenceLoader(None, seqs, trainer.config, unit, masked=trainer.scorer.masked)
+def _single_batch(trainer, seqs, unit, config=None):
+    """The one batch of ``seqs`` in ``unit`` (loader keys from ``config``, default the trainer's)."""
+    loader = SequenceLoader(None, seqs, config or trainer.config, unit, masked=trainer.scorer.masked)
     batches = list(loader)
     assert len(batches) == 1  # train_batch_size holds every target
     return batches[0]
@@ -110,10 +114,9 @@ def test_window_stride_one_gives_the_prefix_contexts_on_long_sequences(env, mode
     scorer, out = trainer.scorer, {}
     with torch.no_grad():
         out["prefix"] = scorer.batch_outputs(_single_batch(trainer, seqs, PREFIX), PREFIX)
-        for stride in (None, 1, 4):
-            trainer.config["window_stride"] = stride
-            out[stride] = scorer.batch_outputs(_single_batch(trainer, seqs, SEQUENCE), SEQUENCE)
-        trainer.config["window_stride"] = None
+        for stride in (None, 1, 4):  # the same model, loaders of Configs built with each stride
+            strided = env["make_config"](model_name, "sequence", window_stride=stride)
+            out[stride] = scorer.batch_outputs(_single_batch(trainer, seqs, SEQUENCE, strided), SEQUENCE)
     by_id = {key: (loss, scores[torch.argsort(ids)], ids.sort().values) for key, (loss, scores, ids) in out.items()}
     for stride in (None, 1, 4):  # every target scored once, whatever the stride
         assert torch.equal(by_id[stride][2], by_id["prefix"][2])
