@@ -303,8 +303,8 @@ class _PluginSettingsMethods:
 
 PluginSettings = make_dataclass("PluginSettings", [(name, group, field(default_factory=group))
                                                    for name, group in GROUPS.items()],
-                                bases=(_PluginSettingsMethods,), frozen=True, module=__name__,
-                                namespace={"__doc__": _PluginSettingsMethods.__doc__})
+                                bases=(_PluginSettingsMethods,), frozen=True,
+                                namespace={"__doc__": _PluginSettingsMethods.__doc__, "__module__": __name__})
 
 
 # ---------------------------------------------------------------------------------- derived tables
