@@ -226,9 +226,9 @@ def check_dataset_limits(config, n_items):
     """
     from recbole_finest.methods import get_method
 
-    n_real = n_items - 1
-    topk = config["topk"]
-    for key, value in (("jaccard_k", config["jaccard_k"]), ("rbo_depth", config["rbo_depth"]),
+    n_real, metrics = n_items - 1, config.settings.metrics
+    topk = config["topk"]  # RecBole's
+    for key, value in (("jaccard_k", metrics.jaccard_k), ("rbo_depth", metrics.rbo_depth),
                        ("topk", max(topk) if isinstance(topk, (list, tuple)) and topk else topk)):
         if value is not None and value > n_real:
             raise ConfigError(f"config key '{key}' is {value} but the dataset has only {n_real} items; "
