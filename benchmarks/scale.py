@@ -4,8 +4,9 @@ For each size, one child process (so peak RSS is per size) generates (once, cach
 synthetic interaction file, then runs the main job's stability protocol -- model A and B
 pre-trained for 1 epoch, A's reference lists, 1 FINEST epoch each, evaluation of the 4
 models (accuracy, RBO at full depth, Jaccard@10) -- and the CASPER scores of the training
-split. It prints wall time and peak RSS per phase and, over the sizes, the growth exponents
-``log(v2 / v1) / log(n2 / n1)`` between consecutive sizes.
+split. It prints process CPU time, wall time and peak RSS per phase and, over the sizes, the growth
+exponents ``log(v2 / v1) / log(n2 / n1)`` between consecutive sizes (CPU time per phase; the
+first to the last size too). CPU time is the number to compare on a shared machine.
 
 Synthetic data (:func:`generate`, seeded, documented shapes in :data:`SIZES`):
 
@@ -153,7 +154,7 @@ def config_dict(data_path, workdir, casper_method):
 
 # ------------------------------------------------------------------ phase timing
 class Phases:
-    """Wall time and resident high-water mark per phase; nested phases count in the outer one."""
+    """Wall time, process CPU time and resident high-water mark per phase; nested phases count in the outer one."""
 
     def __init__(self):
         self.seconds = {p: 0.0 for p in PHASES}
@@ -305,11 +306,12 @@ def run_one(size, args):
     # methods are timed for the comparison table only
     used = next((m for m in ("auto", "exact", "sketch") if f"{m}_s" in casper_info), None)
     extra = phases.seconds["CASPER"] - casper_info[f"{used}_s"]
+    extra_cpu = phases.cpu_seconds["CASPER"] - casper_info[f"{used}_cpu_s"]
     phases.seconds["CASPER"] -= extra
-    phases.cpu_seconds["CASPER"] -= extra  # one thread: the comparison runs' CPU time ~ their wall time
+    phases.cpu_seconds["CASPER"] -= extra_cpu
     casper_info["used"] = used
     total = time.perf_counter() - t_start - extra
-    cpu_total = time.process_time() - c_start - extra
+    cpu_total = time.process_time() - c_start - extra_cpu
     phases.seconds["other"] = total - sum(v for k, v in phases.seconds.items() if k != "other")
     phases.cpu_seconds["other"] = cpu_total - sum(v for k, v in phases.cpu_seconds.items() if k != "other")
     phases.peak_mib["other"] = float("nan")
@@ -336,10 +338,11 @@ def casper_phase(casper, seqs, config, methods, exact_ok=True):
     for method in methods.split(","):
         if method == "exact" and not exact_ok:
             continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         kwargs = {"rng": np.random.default_rng(0)} if method != "exact" else {}
         scores[method] = casper.cascading_scores(seqs, config["MAX_ITEM_LIST_LENGTH"], method=method, **kwargs)
         info[f"{method}_s"] = time.perf_counter() - t0
+        info[f"{method}_cpu_s"] = time.process_time() - c0
     if "exact" in scores and "sketch" in scores:
         nodes = scores["exact"] > 0
         rel = np.abs(scores["sketch"][nodes] - scores["exact"][nodes]) / scores["exact"][nodes]
@@ -386,40 +389,43 @@ def table(workdir, label):
     return "\n".join(lines)
 
 
-def _cpu(record):
-    return record.get("cpu_s", float("nan"))
+def _cpu(record, phase=None):
+    """Process CPU time of ``record`` (of one ``phase``), NaN where not recorded (older records)."""
+    if phase is None:
+        return record.get("cpu_s", float("nan"))
+    return record.get("phase_cpu_s", {}).get(phase, float("nan"))
 
 
 def _minutes(seconds):
     return f"{seconds / 60:.1f} min" if seconds == seconds else "-"
 
 
+def _seconds(seconds):
+    return f"{seconds:.0f} s" if seconds == seconds else "-"
+
+
 def _phase_tables(recs):
-    lines = [
-             "| size | users / items | test instances | " + " | ".join(PHASES) + " | wall | CPU | peak RSS | RBO orig / FINEST |",
-             "|---" * (len(PHASES) + 7) + "|"]
+    """Per size: CPU / wall / peak RSS of each phase; per size pair: exponents (CPU per phase)."""
+    lines = ["| size | users / items | test instances | " + " | ".join(PHASES)
+             + " | CPU | wall | peak RSS | RBO orig / FINEST |", "|---" * (len(PHASES) + 7) + "|"]
     for r in recs:
-        cells = [f"{r['phase_s'][p]:.0f} s" + ("" if p == "other" else f" / {r['phase_peak_mib'][p] / 1024:.1f} GB")
-                 for p in PHASES]
+        cells = [f"{_seconds(_cpu(r, p))} / {_seconds(r['phase_s'][p])}"
+                 + ("" if p == "other" else f" / {r['phase_peak_mib'][p] / 1024:.1f} GB") for p in PHASES]
         rbo = " / ".join(f"{row['rbo']:.4f}" for row in r["rows"])
         lines.append(f"| {r['size']} | {r['users']:,} / {r['items']:,} | {r['test_instances']:,} | " + " | ".join(cells)
-                     + f" | {r['wall_s'] / 60:.1f} min | {_minutes(_cpu(r))} | {r['peak_rss_mib'] / 1024:.2f} GB | {rbo} |")
-    lines += ["", "Phase cells: wall time / peak RSS during the phase. CPU: process CPU time (one thread; "
-              "robust to other jobs on the machine, unlike wall time; '-' = not recorded).", ""]
+                     + f" | {_minutes(_cpu(r))} | {r['wall_s'] / 60:.1f} min | {r['peak_rss_mib'] / 1024:.2f} GB | {rbo} |")
+    lines += ["", "Phase cells: process CPU time / wall time / peak RSS during the phase. CPU time (one thread) is "
+              "robust to other jobs on the machine, wall time is not; '-' = not recorded.", ""]
     if len(recs) > 1:
-        lines += ["| from -> to | wall exponent | CPU exponent | peak RSS exponent | " + " | ".join(PHASES[:-1]) + " (wall exponents) |",
-                  "|---" * (len(PHASES) + 4) + "|"]
-        for a, b in zip(recs[:-1], recs[1:]):
+        pairs = list(zip(recs[:-1], recs[1:])) + ([(recs[0], recs[-1])] if len(recs) > 2 else [])
+        lines += ["| from -> to | CPU exponent | wall exponent | peak RSS exponent | "
+                  + " | ".join(PHASES[:-1]) + " (CPU exponents) |", "|---" * (len(PHASES) + 4) + "|"]
+        for a, b in pairs:
             n1, n2 = a["interactions"], b["interactions"]
-            ph = [f"{exponent(a['phase_s'][p], b['phase_s'][p], n1, n2):.2f}" for p in PHASES[:-1]]
-            lines.append(f"| {a['size']} -> {b['size']} | {exponent(a['wall_s'], b['wall_s'], n1, n2):.2f} | "
-                         f"{exponent(_cpu(a), _cpu(b), n1, n2):.2f} | "
+            ph = [f"{exponent(_cpu(a, p), _cpu(b, p), n1, n2):.2f}" for p in PHASES[:-1]]
+            lines.append(f"| {a['size']} -> {b['size']} | {exponent(_cpu(a), _cpu(b), n1, n2):.2f} | "
+                         f"{exponent(a['wall_s'], b['wall_s'], n1, n2):.2f} | "
                          f"{exponent(a['peak_rss_mib'], b['peak_rss_mib'], n1, n2):.2f} | " + " | ".join(ph) + " |")
-        first, last = recs[0], recs[-1]
-        n1, n2 = first["interactions"], last["interactions"]
-        lines += ["", f"{first['size']} -> {last['size']}: wall exponent "
-                  f"{exponent(first['wall_s'], last['wall_s'], n1, n2):.2f}, peak RSS exponent "
-                  f"{exponent(first['peak_rss_mib'], last['peak_rss_mib'], n1, n2):.2f}"]
     return lines
 
 

@@ -194,7 +194,6 @@ class StabilityRun:
                 states[name] = cache["states"].get(name)
                 if states[name] is None:
                     states[name] = self._stored(side, name)
-        trainer = None
         if any(state is None for state in states.values()):
             trainer = train()
             trained = {stage: copy.deepcopy(trainer.model.state_dict())}
@@ -204,9 +203,7 @@ class StabilityRun:
                 self._store(side, name, trained[name])
         for name, state in states.items():
             cache["states"][name] = state
-            evaluated = trainer if trainer is not None and name == stage else \
-                self._trainer(state, f"-{side}-{name}", settings)
-            cache["outputs"][name] = evaluate_model(evaluated, self.test_data, state)
+            cache["outputs"][name] = EvalOutput(state=state)  # scored once, in the pair's comparison (_row)
         return {name: cache["outputs"][name] for name in stages}
 
     def pretrain(self):
@@ -303,7 +300,8 @@ class StabilityRun:
             "rr_a": rr_a.numpy(), "rr_b": rr_b.numpy(), "user": compared["user"].numpy(),
         }
         row = {"method": method, "rbo": float(compared["rbo"].mean()), k: float(compared[k].mean())}
-        results = {"A": {**a.result, "mrr": float(rr_a.mean())}, "B": {**b.result, "mrr": float(rr_b.mean())}}
+        results = {"A": {**compared["result_a"], "mrr": float(rr_a.mean())},
+                   "B": {**compared["result_b"], "mrr": float(rr_b.mean())}}
         for key in ACCURACY_KEYS:
             if key in results["A"]:
                 row[key] = results["A"][key]

@@ -72,25 +72,37 @@ def two_models(tmp_path_factory):
         for seed in (1, 2):
             init_seed(seed, True)
             models.append(get_model("SASRec")(config, test.dataset).eval())
-    return models[0], models[1], test
+    return models[0], models[1], test, config
 
 
 @pytest.mark.parametrize("rbo_p,rbo_depth", [(1.0, None), (0.9, None), (1.0, 100), (0.95, 30)])
 def test_compare_models_streams_the_full_matrix_values(two_models, rbo_p, rbo_depth):
     """Streaming over RecBole's test loader gives the full-matrix values to 1e-12 (and the same target ranks)."""
-    model_a, model_b, test = two_models
+    model_a, model_b, test, _ = two_models
     cfg = {"rbo_p": rbo_p, "rbo_depth": rbo_depth, "jaccard_k": 10}
     lists_a, ranks_a, users = stability.test_outputs(model_a, test, rbo_depth)
     lists_b, ranks_b, _ = stability.test_outputs(model_b, test, rbo_depth)
     assert len(test) > 1 and lists_a.shape[0] > test.step  # several eval batches
     full = stability.compare_instances(lists_a, lists_b, cfg)
-    streamed = stability.compare_models(model_a, model_b, test, cfg)
+    streamed = stability.compare_models(model_a, model_b, test, cfg, accuracy=False)
     for key in ("rbo", "jaccard@10"):
         assert streamed[key].shape == full[key].shape
         assert torch.allclose(streamed[key], full[key].cpu(), rtol=0, atol=1e-12), key
     assert 0.0 < float(streamed["rbo"].mean()) < 1.0
     assert torch.equal(streamed["rank_a"], ranks_a) and torch.equal(streamed["rank_b"], ranks_b)
     assert torch.equal(streamed["user"], users)
+
+
+def test_compare_models_accuracy_is_recboles_evaluate(two_models):
+    """The accuracy from the comparison's scores is RecBole's ``Trainer.evaluate`` result, exactly."""
+    from recbole.trainer import Trainer
+
+    model_a, model_b, test, config = two_models
+    compared = stability.compare_models(model_a, model_b, test, config)
+    for key, model in (("result_a", model_a), ("result_b", model_b)):
+        expected = dict(Trainer(config, model).evaluate(test, load_best_model=False))
+        assert {"recall@10", "ndcg@10"} <= set(expected) and compared[key] == expected, key
+    assert compared["result_a"] != compared["result_b"]  # two models, two results
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device tool's machine)")
