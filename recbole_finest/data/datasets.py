@@ -17,9 +17,8 @@ Known datasets (:data:`KNOWN_DATASETS`), as established from the authors' reposi
     user, page, timestamp (``0.000``-style floats); 157,474 rows, 4,140,706 bytes.
 ``foursquare``
     ``claws-lab/finest-recsys`` ``data/foursquare.tsv`` (3,347,734 bytes, MD5
-    ``c930a4c7e07d803b8067b482e594b583``); the same 3,347,734 bytes were published as
-    ``demo_data/foursquare.tsv`` at commit ``34487f8`` (the demo input of ``demo.sh``), tried
-    next. 3 columns: user, venue, timestamp (integers); the row count is not recorded here.
+    ``c930a4c7e07d803b8067b482e594b583``). 3 columns: user, venue, timestamp (integers); the
+    row count is not recorded here.
 ``lastfm``
     No raw file is published in the authors' GitHub repositories: the FINEST README links the
     paper's datasets as one Google Drive archive
@@ -32,9 +31,13 @@ Known datasets (:data:`KNOWN_DATASETS`), as established from the authors' reposi
     data, a different data set); :func:`prepare_dataset` never lets RecBole fetch that one in
     place of the paper's LastFM.
 
+The conversion itself (and the record of the raw file a ``.inter`` came from) is
+:mod:`recbole_finest.data.convert`; this module knows where the files are and gets them.
+
 Raw URLs are pinned to the commit the file was found at, with the default branch (``HEAD``)
-as a fallback. A downloaded file whose MD5 differs from the known one is converted anyway
-and a warning is logged.
+as a fallback (foursquare: the default branch, the only place of ``data/foursquare.tsv``
+known here). A downloaded file whose MD5 differs from the known one is converted anyway and
+a warning is logged.
 
 Config keys (read by the plugin's entry points, passed here as arguments):
 ``raw_data_file`` (path of a local raw file to convert; default ``None``) and
@@ -44,14 +47,14 @@ Config keys (read by the plugin's entry points, passed here as arguments):
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
-import math
 import os
 import tempfile
 import urllib.request
 
-from recbole_finest.fileio import atomic_path, write_json
+from recbole_finest.data.convert import (INTER_HEADER, MalformedDatasetError, convert_into_new_folder,
+                                         convert_raw_file, file_md5, source_path, stale)
+from recbole_finest.fileio import write_json
 
 __all__ = [
     "DOWNLOAD_TIMEOUT",
@@ -66,7 +69,6 @@ __all__ = [
     "prepare_dataset",
 ]
 
-INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 DOWNLOAD_TIMEOUT = 60  # seconds, per blocking network operation
 
 _RAW = "https://raw.githubusercontent.com"
@@ -118,8 +120,6 @@ KNOWN_DATASETS = {
             name="foursquare",
             urls=(
                 f"{_RAW}/claws-lab/finest-recsys/HEAD/data/foursquare.tsv",
-                f"{_RAW}/claws-lab/finest-recsys/34487f82baa78b2283346ccf43d1e6c8f715c5e4/demo_data/foursquare.tsv",
-                f"{_RAW}/claws-lab/finest-recsys/HEAD/demo_data/foursquare.tsv",
             ),
             columns=3,
             description="user, venue, timestamp",
@@ -141,10 +141,6 @@ class DatasetNotFoundError(RuntimeError):
     """The dataset's atomic .inter file is missing and cannot be produced."""
 
 
-class MalformedDatasetError(ValueError):
-    """A raw interaction file has a row that cannot be converted."""
-
-
 def inter_path(dataset, data_path):
     """``<data_path>/<dataset>/<dataset>.inter``."""
     return os.path.join(os.fspath(data_path), dataset, f"{dataset}.inter")
@@ -154,8 +150,8 @@ def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logge
     """Make sure ``<data_path>/<dataset>/<dataset>.inter`` exists and return its path.
 
     - The .inter file exists: it is returned untouched (whatever the dataset), unless
-      ``raw_data_file`` is given and the file is stale (:func:`_stale`): then it is
-      converted again.
+      ``raw_data_file`` is given and the file is stale (:func:`~recbole_finest.data.convert.stale`):
+      then it is converted again.
     - ``raw_data_file`` is given: that local raw file is converted.
     - The dataset is in :data:`KNOWN_DATASETS` and ``download`` is true: the raw file is
       downloaded to a temporary file and converted.
@@ -169,39 +165,46 @@ def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logge
     logger = logger or logging.getLogger(__name__)
     target = inter_path(dataset, data_path)
     if os.path.isfile(target):
-        stale = raw_data_file is not None and os.path.isfile(raw_data_file) and _stale(target, raw_data_file)
-        if not stale:
+        reason = raw_data_file is not None and os.path.isfile(raw_data_file) and stale(target, raw_data_file)
+        if not reason:
             return target
         logger.warning(f"{target} was converted from another version of raw_data_file {raw_data_file} "
-                       f"({stale}); converting it again.")
+                       f"({reason}); converting it again.")
 
     spec = KNOWN_DATASETS.get(dataset)
     columns = spec.columns if spec is not None else None
-
     if raw_data_file is not None:
-        raw_data_file = os.fspath(raw_data_file)
-        if not os.path.isfile(raw_data_file):
-            raise DatasetNotFoundError(
-                f"raw_data_file for dataset [{dataset}] not found: {raw_data_file}. "
-                f"Point raw_data_file at the raw tab-separated file, or put the atomic file "
-                f"at {target}."
-            )
-        logger.info(f"Converting raw file {raw_data_file} to RecBole atomic file {target}.")
-        _convert_into_new_folder(raw_data_file, target, columns)
-        write_json(source_path(target), {"raw_data_file": os.path.abspath(raw_data_file),
-                                         "md5": file_md5(raw_data_file)})
+        return _convert_local(dataset, os.fspath(raw_data_file), target, columns, logger)
+    if spec is None and _recbole_handles(dataset, target):
         return target
+    _check_downloadable(dataset, spec, target, download)
+    return _download_and_convert(spec, target, logger)
 
+
+def _convert_local(dataset, raw_data_file, target, columns, logger):
+    """Convert the local ``raw_data_file`` into ``target`` and record where it came from."""
+    if not os.path.isfile(raw_data_file):
+        raise DatasetNotFoundError(
+            f"raw_data_file for dataset [{dataset}] not found: {raw_data_file}. "
+            f"Point raw_data_file at the raw tab-separated file, or put the atomic file "
+            f"at {target}."
+        )
+    logger.info(f"Converting raw file {raw_data_file} to RecBole atomic file {target}.")
+    convert_into_new_folder(raw_data_file, target, columns)
+    write_json(source_path(target), {"raw_data_file": os.path.abspath(raw_data_file),
+                                     "md5": file_md5(raw_data_file)})
+    return target
+
+
+def _check_downloadable(dataset, spec, target, download):
+    """:class:`DatasetNotFoundError` saying what to do when ``target`` cannot be downloaded."""
     if spec is None:
-        if _recbole_handles(dataset, target):
-            return target
         raise DatasetNotFoundError(
             f"Dataset [{dataset}] not found: {target} does not exist and [{dataset}] is not a "
             f"dataset this plugin knows (known: {', '.join(sorted(KNOWN_DATASETS))}). "
             f"Put the RecBole atomic file at {target}, or set raw_data_file: /path/to/{dataset}.tsv "
             f"(tab-separated, no header, last three columns user, item, timestamp)."
         )
-
     if not spec.urls:
         where = f" It is available from {spec.manual_source}." if spec.manual_source else ""
         raise DatasetNotFoundError(
@@ -210,7 +213,6 @@ def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logge
             f"(tab-separated, no header, last three columns user, item, timestamp), "
             f"or put the RecBole atomic file at {target}."
         )
-
     if not download:
         raise DatasetNotFoundError(
             f"Dataset [{dataset}] not found: {target} does not exist and downloading is "
@@ -219,48 +221,19 @@ def prepare_dataset(dataset, data_path, raw_data_file=None, download=True, logge
             f"or put the RecBole atomic file at {target}."
         )
 
-    fd, tmp = tempfile.mkstemp(prefix=f"{dataset}.", suffix=".tsv.download")
+
+def _download_and_convert(spec, target, logger):
+    """Download the raw file of ``spec`` to a temporary file and convert it into ``target``."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{spec.name}.", suffix=".tsv.download")
     os.close(fd)
     try:
         download_raw_file(spec, tmp, logger=logger)
-        logger.info(f"Converting downloaded [{dataset}] to RecBole atomic file {target}.")
-        _convert_into_new_folder(tmp, target, columns, display_name=f"{spec.urls[0]} (downloaded)")
+        logger.info(f"Converting downloaded [{spec.name}] to RecBole atomic file {target}.")
+        convert_into_new_folder(tmp, target, spec.columns, display_name=f"{spec.urls[0]} (downloaded)")
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
     return target
-
-
-def source_path(target):
-    """``<dataset>.inter.source.json``: the raw file a converted ``.inter`` came from and its MD5."""
-    return target + ".source.json"
-
-
-def file_md5(path):
-    """Hex MD5 of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stale(target, raw_file):
-    """Why ``target`` is older than ``raw_file`` (a reason string), or ``""`` when it is current.
-
-    Stale: the raw file's MD5 differs from the one recorded at conversion, or, without a
-    record (an ``.inter`` made by hand or by an older version), the raw file is newer.
-    """
-    try:
-        with open(source_path(target), encoding="utf-8") as f:
-            recorded = json.load(f).get("md5")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
-    if recorded is not None:
-        return "" if recorded == file_md5(raw_file) else "its MD5 differs from the recorded one"
-    if os.path.getmtime(raw_file) > os.path.getmtime(target):
-        return "the raw file is newer"
-    return ""
 
 
 def _recbole_handles(dataset, target):
@@ -320,83 +293,3 @@ def download_raw_file(spec, dest, logger=None, timeout=DOWNLOAD_TIMEOUT):
         f"raw_data_file: /path/to/{spec.name}.tsv, or put the RecBole atomic file at "
         f"<data_path>/{spec.name}/{spec.name}.inter."
     )
-
-
-def _convert_into_new_folder(raw_file, target, columns, display_name=None):
-    """Convert, and remove the dataset folder again if it was created and stays empty."""
-    folder = os.path.dirname(os.path.abspath(target))
-    created = not os.path.isdir(folder)
-    try:
-        convert_raw_file(raw_file, target, columns=columns, display_name=display_name)
-    except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
-        raise
-
-
-def convert_raw_file(raw_file, target, columns=None, display_name=None):
-    """Convert a headerless tab-separated raw file to a RecBole atomic .inter file.
-
-    Every non-blank row must have ``columns`` tab-separated fields (``None``: the count of
-    the first row, at least 3); the last three are user, item, timestamp, and the timestamp
-    must be a finite number. Rows are written in file order; values are written as they
-    appear (surrounding whitespace removed). The output is written atomically.
-    Returns the number of rows written.
-    """
-    name = display_name or os.fspath(raw_file)
-    n_rows = 0
-    with atomic_path(target) as tmp:
-        with open(raw_file, "rb") as src, open(tmp, "w", encoding="utf-8", newline="\n") as out:
-            out.write(INTER_HEADER)
-            buffer = []
-            for lineno, raw_line in enumerate(src, 1):
-                try:
-                    line = raw_line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    _bad_row(name, lineno, raw_line, f"is not valid UTF-8 ({exc.reason})")
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    continue  # blank lines are skipped, as pandas.read_csv does
-                fields = line.split("\t")
-                if columns is None:
-                    if len(fields) < 3:
-                        _bad_row(
-                            name, lineno, line,
-                            f"has {len(fields)} tab-separated column(s), expected at least 3 "
-                            f"(..., user, item, timestamp)",
-                        )
-                    columns = len(fields)
-                if len(fields) != columns:
-                    _bad_row(
-                        name, lineno, line,
-                        f"has {len(fields)} tab-separated column(s), expected {columns}",
-                    )
-                user, item, ts = (f.strip() for f in fields[-3:])
-                if not user or not item:
-                    _bad_row(name, lineno, line, "has an empty user or item")
-                try:
-                    ok = math.isfinite(float(ts))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    _bad_row(name, lineno, line, f"has a non-numeric timestamp {ts!r} (the file must have no header)")
-                buffer.append(f"{user}\t{item}\t{ts}\n")
-                n_rows += 1
-                if len(buffer) >= 65536:
-                    out.writelines(buffer)
-                    buffer.clear()
-            out.writelines(buffer)
-        if n_rows == 0:
-            raise MalformedDatasetError(f"{name}: no interactions (the file is empty)")
-    return n_rows
-
-
-def _bad_row(name, lineno, content, problem):
-    if isinstance(content, bytes):
-        content = content.decode("utf-8", errors="replace")
-    content = content.rstrip("\r\n")
-    if len(content) > 200:
-        content = content[:200] + "..."
-    raise MalformedDatasetError(f"{name}, line {lineno}: row {content!r} {problem}")
-

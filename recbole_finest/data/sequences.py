@@ -1,4 +1,4 @@
-"""Per-user training sequences in CSR form, and the training instances built from them.
+"""Per-user training sequences in CSR form.
 
 ``TrainingSequences`` is the one representation of the training split that the plugin
 perturbs and trains on. Row ``r`` of the flat arrays is one training interaction; user
@@ -10,29 +10,21 @@ items) carry id ``-1``. A training instance is identified by the id of its targe
 reference lists built on the original data can be looked up after any perturbation, and
 instances whose target was perturbed are recognised by ``id == -1``.
 
-Two instance layouts are built, both vectorized (no Python loop per interaction):
-
-* prefix (RecBole's layout): one instance per target row, input = the preceding
-  ``max_len`` items of the same user, left-aligned and zero-padded on the right.
-* sequence windows: one instance per chunk of ``max_len`` consecutive targets of a user;
-  inputs ``[W, L]`` and position-wise targets ``[W, L]``, so a causal model scores every
-  target of the window in one forward pass.
-* masked windows (BERT4Rec): one instance per chunk of ``max_len`` consecutive rows of a
-  user, chunks aligned to the end of the sequence; every position is keyed by its own row.
+The training instances (prefix, sequence windows, masked windows) are built by
+:class:`~recbole_finest.data.instances.InstanceLayouts`, inherited here.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from recbole.data.interaction import Interaction
 
-TARGET_ID = "finest_target_id"  # [B] or [B, L] int64, stable id of the target row, -1 if none
-TARGET_SEQ = "finest_target_seq"  # [B, L] int64, item id of the target at every position (0 = pad)
+from recbole_finest.data.instances import TARGET_ID, TARGET_SEQ, InstanceLayouts, take  # noqa: F401 (re-exported)
+from recbole_finest.data.instances import field_names as _field_names  # noqa: F401 (update/periods.py)
+from recbole_finest.data.instances import to_interaction as _to_interaction  # noqa: F401 (update/periods.py)
 
 
 @dataclass
-class TrainingSequences:
+class TrainingSequences(InstanceLayouts):
     """CSR training data.
 
     Attributes:
@@ -61,31 +53,8 @@ class TrainingSequences:
         order. Sequence of a user = the input items of its first instance followed by all
         of its targets. Ids are assigned ``0..N-1`` in row order.
         """
-        cfg = dataset.config
-        uid_field, iid_field = dataset.uid_field, dataset.iid_field
-        list_field = iid_field + cfg["LIST_SUFFIX"]
-        len_field = cfg["ITEM_LIST_LENGTH_FIELD"]
-        time_field = dataset.time_field
-        feat = dataset.inter_feat
-        uids = feat[uid_field].numpy().astype(np.int64)
-        if len(uids) == 0:
-            raise ValueError("the training split is empty: no training sequences to build")
-        order = np.argsort(uids, kind="stable")
-        uids = uids[order]
-        targets = feat[iid_field].numpy().astype(np.int64)[order]
-        lengths = feat[len_field].numpy().astype(np.int64)[order]
-        has_time = time_field is not None and time_field in feat.interaction
-        target_times = (feat[time_field].numpy().astype(np.float64)[order] if has_time
-                        else np.zeros(len(uids), dtype=np.float64))
-        first = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]])  # first instance of each user
-        # input lists of the first instances only: dataset[...] builds them when the dataset
-        # stores no per-prefix lists (registry.PrefixFreeSequentialDataset)
-        heads = dataset.__getitem__(order[first], join=False)
-        item_lists = heads[list_field].numpy().astype(np.int64)
-        time_lists = (heads[time_field + cfg["LIST_SUFFIX"]].numpy().astype(np.float64) if has_time
-                      else np.zeros(item_lists.shape, dtype=np.float64))
+        uids, targets, target_times, head_len, item_lists, time_lists, first = _first_instances(dataset)
         n_seq = len(first)
-        head_len = lengths[first]  # items before the first target
         n_targets = np.diff(np.r_[first, len(uids)])
         seq_len = head_len + n_targets
         offsets = np.zeros(n_seq + 1, dtype=np.int64)
@@ -168,163 +137,36 @@ class TrainingSequences:
         return TrainingSequences(self.offsets.copy(), self.user_ids.copy(), self.items.copy(),
                                  self.timestamps.copy(), self.ids.copy(), self.n_items)
 
-    # ------------------------------------------------------------------ instances
-    def _gather(self, starts, lengths, width, values, fill):
-        """``[len(starts), width]`` matrix of ``values[starts + j]`` for ``j < lengths``, else ``fill``."""
-        cols = np.arange(width)
-        valid = cols[None, :] < lengths[:, None]
-        idx = np.where(valid, starts[:, None] + cols[None, :], 0)
-        out = values[idx] if len(values) else np.zeros(idx.shape, dtype=values.dtype)
-        out[~valid] = fill
-        return out
 
-    def prefix_instances(self, max_len, config):
-        """RecBole's prefix layout: one instance per target row.
+def _first_instances(dataset):
+    """The prefix instances of a RecBole sequential training split, sorted by user (stable).
 
-        Returns an ``Interaction`` with RecBole's field names:
-        ``uid [T]``, ``item_id_list [T, L]``, ``item_length [T]``, ``item_id [T]``,
-        ``timestamp_list [T, L]``, ``timestamp [T]`` and ``finest_target_id [T]``.
-        """
-        rows = self.target_rows()
-        seq = self.seq_of_row()[rows]
-        starts = np.maximum(self.offsets[seq], rows - max_len)
-        lengths = rows - starts
-        fields = _field_names(config)
-        data = {
-            fields["uid"]: self.user_ids[seq],
-            fields["item_list"]: self._gather(starts, lengths, max_len, self.items, 0),
-            fields["length"]: lengths,
-            fields["item"]: self.items[rows],
-            fields["time_list"]: self._gather(starts, lengths, max_len, self.timestamps, 0.0),
-            fields["time"]: self.timestamps[rows],
-            TARGET_ID: self.ids[rows],
-        }
-        return _to_interaction(data)
-
-    def window_bounds(self, chunk):
-        """Split every sequence's targets into chunks of at most ``chunk`` targets.
-
-        Returns ``(seq, first_target_row, n_targets)``, each int64 ``[W]``: window ``w``
-        belongs to sequence ``seq[w]`` and predicts rows
-        ``first_target_row[w] .. first_target_row[w] + n_targets[w] - 1`` from the rows one
-        position earlier. Chunks start at each sequence's first target.
-        """
-        n_t = np.maximum(self.lengths - 1, 0)
-        n_w = -(-n_t // chunk)
-        seq = np.repeat(np.arange(self.n_sequences), n_w)
-        k = np.arange(int(n_w.sum())) - np.repeat(np.cumsum(n_w) - n_w, n_w)
-        first = self.offsets[seq] + 1 + k * chunk
-        count = np.minimum(chunk, n_t[seq] - k * chunk)
-        return seq, first, count
-
-    def window_instances(self, max_len, config, stride=None):
-        """Sequence-level layout: every target predicted once, at most ``stride`` new targets per window.
-
-        With ``stride`` None (default) windows are disjoint: a target at position ``j`` of
-        its window sees only the ``j + 1`` inputs of that window. With a ``stride`` a new
-        window starts every ``stride`` targets and reaches back up to
-        ``max_len`` inputs; its first positions are context only (target 0 / id -1), so
-        every target sees at least ``max_len - stride + 1`` inputs (or its whole history),
-        closer to the prefix layout's ``min(t, max_len)``.
-
-        Returns an ``Interaction`` with ``uid [W]``, ``item_id_list [W, L]`` (inputs),
-        ``item_length [W]``, ``timestamp_list [W, L]``, ``finest_target_seq [W, L]`` (the
-        target item at each input position, 0 = pad or context only), ``finest_target_id
-        [W, L]`` (-1 = pad, context only or perturbed target), plus ``item_id [W]`` /
-        ``timestamp [W]`` = the window's last target (so prefix-style code sees a valid last
-        instance).
-        """
-        seq, first, count = self.window_bounds(max_len if stride is None else min(int(stride), max_len))
-        context = np.zeros_like(count)  # context-only inputs before the window's first target
-        if stride is not None:
-            context = np.minimum(max_len - count, first - 1 - self.offsets[seq])
-        starts, width = first - 1 - context, context + count
-        fields = _field_names(config)
-        last = first + count - 1
-        target_seq = self._gather(starts + 1, width, max_len, self.items, 0)
-        target_id = self._gather(starts + 1, width, max_len, self.ids, -1)
-        context_only = np.arange(max_len)[None, :] < context[:, None]
-        target_seq[context_only], target_id[context_only] = 0, -1
-        data = {
-            fields["uid"]: self.user_ids[seq],
-            fields["item_list"]: self._gather(starts, width, max_len, self.items, 0),
-            fields["length"]: width,
-            fields["item"]: self.items[last],
-            fields["time_list"]: self._gather(starts, width, max_len, self.timestamps, 0.0),
-            fields["time"]: self.timestamps[last],
-            TARGET_SEQ: target_seq,
-            TARGET_ID: target_id,
-        }
-        return _to_interaction(data)
-
-
-    def row_window_bounds(self, chunk):
-        """Split every sequence's rows into chunks of at most ``chunk`` rows, aligned to its end.
-
-        Returns ``(seq, first_row, n_rows)``, each int64 ``[W]``: window ``w`` holds rows
-        ``first_row[w] .. first_row[w] + n_rows[w] - 1`` of sequence ``seq[w]``. The last
-        window of a sequence is its last ``chunk`` rows (the test-time context); only the
-        first window of a sequence can be shorter than ``chunk``.
-        """
-        m = self.lengths
-        n_w = -(-m // chunk)
-        seq = np.repeat(np.arange(self.n_sequences), n_w)
-        after = np.repeat(np.cumsum(n_w), n_w) - 1 - np.arange(int(n_w.sum()))  # windows after w
-        end = self.offsets[seq + 1] - after * chunk
-        first = np.maximum(self.offsets[seq], end - chunk)
-        return seq, first, end - first
-
-    def masked_windows(self, max_len, config):
-        """Whole-sequence layout of masked models (BERT4Rec), every row at one position.
-
-        Returns an ``Interaction`` with ``uid [W]``, ``item_id_list [W, L]`` (the rows of
-        the window, left-aligned), ``item_length [W]``, ``timestamp_list [W, L]``,
-        ``finest_target_seq [W, L]`` (= the items: the masked-item labels),
-        ``finest_target_id [W, L]`` (the id of the row at each position, -1 = pad or
-        perturbed), and ``item_id [W]`` / ``timestamp [W]`` = the window's last row.
-        """
-        seq, first, count = self.row_window_bounds(max_len)
-        fields = _field_names(config)
-        last = first + count - 1
-        item_list = self._gather(first, count, max_len, self.items, 0)
-        data = {
-            fields["uid"]: self.user_ids[seq],
-            fields["item_list"]: item_list,
-            fields["length"]: count,
-            fields["item"]: self.items[last],
-            fields["time_list"]: self._gather(first, count, max_len, self.timestamps, 0.0),
-            fields["time"]: self.timestamps[last],
-            TARGET_SEQ: item_list.copy(),
-            TARGET_ID: self._gather(first, count, max_len, self.ids, -1),
-        }
-        return _to_interaction(data)
-
-
-def take(interaction, index):
-    """Rows ``index`` (long or bool tensor, or slice) of every field of an ``Interaction``.
-
-    RecBole's ``Interaction.__getitem__`` turns tensor indices into Python lists; this
-    indexes the tensors directly.
+    Returns ``(uids [I], targets [I], target_times [I], head_len [U], item_lists [U, L],
+    time_lists [U, L], first [U])``: per instance its user, target item and time; per user
+    the number of input items of its first instance (``first``: that instance's index) and
+    their items and times (timestamps 0 when the dataset has none).
     """
-    return Interaction({key: value[index] for key, value in interaction.interaction.items()})
-
-
-def _field_names(config):
-    iid, suffix = config["ITEM_ID_FIELD"], config["LIST_SUFFIX"]
-    time = config["TIME_FIELD"] or "timestamp"
-    return {
-        "uid": config["USER_ID_FIELD"],
-        "item": iid,
-        "item_list": iid + suffix,
-        "length": config["ITEM_LIST_LENGTH_FIELD"],
-        "time": time,
-        "time_list": time + suffix,
-    }
-
-
-def _to_interaction(data):
-    out = {}
-    for key, value in data.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
-        out[key] = tensor.float() if tensor.dtype == torch.float64 else tensor
-    return Interaction(out)
+    cfg = dataset.config
+    uid_field, iid_field = dataset.uid_field, dataset.iid_field
+    list_field = iid_field + cfg["LIST_SUFFIX"]
+    len_field = cfg["ITEM_LIST_LENGTH_FIELD"]
+    time_field = dataset.time_field
+    feat = dataset.inter_feat
+    uids = feat[uid_field].numpy().astype(np.int64)
+    if len(uids) == 0:
+        raise ValueError("the training split is empty: no training sequences to build")
+    order = np.argsort(uids, kind="stable")
+    uids = uids[order]
+    targets = feat[iid_field].numpy().astype(np.int64)[order]
+    lengths = feat[len_field].numpy().astype(np.int64)[order]
+    has_time = time_field is not None and time_field in feat.interaction
+    target_times = (feat[time_field].numpy().astype(np.float64)[order] if has_time
+                    else np.zeros(len(uids), dtype=np.float64))
+    first = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]])  # first instance of each user
+    # input lists of the first instances only: dataset[...] builds them when the dataset
+    # stores no per-prefix lists (registry.PrefixFreeSequentialDataset)
+    heads = dataset.__getitem__(order[first], join=False)
+    item_lists = heads[list_field].numpy().astype(np.int64)
+    time_lists = (heads[time_field + cfg["LIST_SUFFIX"]].numpy().astype(np.float64) if has_time
+                  else np.zeros(item_lists.shape, dtype=np.float64))
+    return uids, targets, target_times, lengths[first], item_lists, time_lists, first
