@@ -103,13 +103,7 @@ def prefix_free_dataset_class():
             self._check_field("uid_field", "time_field")
             max_len = self.config["MAX_ITEM_LIST_LENGTH"]
             self.sort(by=[self.uid_field, self.time_field], ascending=True)
-            uid = self.inter_feat[self.uid_field].numpy()
-            n = len(uid)
-            first = np.r_[True, uid[1:] != uid[:-1]] if n else np.zeros(0, dtype=bool)
-            user_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
-            target = np.flatnonzero(~first)
-            # RecBole's loop: the list of row i is rows [max(user start, i - max_len), i)
-            start = np.maximum(user_start[target], target - max_len)
+            target, start = _prefix_rows(self.inter_feat[self.uid_field].numpy(), max_len)
             self.history = {f: self.inter_feat[f] for f in self.inter_feat if f != self.uid_field}
             new_data = self.inter_feat[torch.as_tensor(target, dtype=torch.long)]
             new_data.update(Interaction({
@@ -123,16 +117,8 @@ def prefix_free_dataset_class():
             inter = copy.copy(inter)
             inter.interaction = dict(inter.interaction)
             start = inter.interaction.pop(HISTORY_START_FIELD)
-            length = inter[self.item_list_length_field]
-            cols = torch.arange(self.max_item_list_len)
-            valid = cols[None, :] < length[:, None]
-            index = torch.where(valid, start[:, None] + cols[None, :], torch.zeros((), dtype=torch.long))
-            lists = {}
-            for field, values in self.history.items():
-                out = values[index]
-                out[~valid] = 0
-                lists[getattr(self, f"{field}_list_field")] = out
-            inter.update(Interaction(lists))
+            lists = _history_lists(self.history, start, inter[self.item_list_length_field], self.max_item_list_len)
+            inter.update(Interaction({getattr(self, f"{field}_list_field"): v for field, v in lists.items()}))
             return inter
 
         def __getitem__(self, index, join=True):
@@ -148,6 +134,35 @@ def prefix_free_dataset_class():
     PrefixFreeSequentialDataset.__qualname__ = "PrefixFreeSequentialDataset"
     PrefixFreeSequentialDataset.__module__ = __name__
     return PrefixFreeSequentialDataset
+
+
+def _prefix_rows(uid, max_len):
+    """RecBole's prefix rows of user-sorted interactions ``uid [N]``: ``(target [T], start [T])``.
+
+    Every interaction after its user's first is the target of one row; as RecBole's loop,
+    the list of row ``i`` is rows ``[max(user start, i - max_len), i)`` (int64 numpy arrays).
+    """
+    n = len(uid)
+    first = np.r_[True, uid[1:] != uid[:-1]] if n else np.zeros(0, dtype=bool)
+    user_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
+    target = np.flatnonzero(~first)
+    return target, np.maximum(user_start[target], target - max_len)
+
+
+def _history_lists(history, start, length, width):
+    """``{field: [B, width]}``: rows ``start .. start + length - 1`` of every ``history[field] [N, ...]``, 0-padded.
+
+    ``start`` / ``length``: long tensors ``[B]``.
+    """
+    cols = torch.arange(width)
+    valid = cols[None, :] < length[:, None]
+    index = torch.where(valid, start[:, None] + cols[None, :], torch.zeros((), dtype=torch.long))
+    lists = {}
+    for field, values in history.items():
+        out = values[index]
+        out[~valid] = 0
+        lists[field] = out
+    return lists
 
 
 def __getattr__(name):

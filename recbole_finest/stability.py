@@ -8,7 +8,6 @@ B_pre+method) side by side with next-item accuracy.
 """
 
 import copy
-import os
 from dataclasses import dataclass
 from logging import getLogger
 
@@ -18,14 +17,16 @@ from recbole.utils import init_seed, set_color
 from recbole_finest.config import check_dataset_limits
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
-from recbole_finest.fileio import UnreadableFileError, load_checkpoint, new_run_id, save_checkpoint
+from recbole_finest.fileio import new_run_id
 from recbole_finest.method_config import method_settings
 from recbole_finest.stability_eval import (  # noqa: F401  (re-exported: the comparison's public names)
     ACCURACY_KEYS, EvalOutput, compare_instances, compare_models, evaluate_model, eval_scores, target_ranks,
     test_outputs, test_rank_lists,
 )
+from recbole_finest.stability_states import ModelStates
 from recbole_finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
+
 
 def epoch_label(name, epoch):
     """Name of the state (and study cell) of method / stage ``name`` after ``epoch`` fine-tuning epochs."""
@@ -113,11 +114,8 @@ class StabilityRun:
         self.seqs_b = self.perturbation.seqs
         self.model_cls = get_model(config["model"])
         self.shared = {} if shared is None else shared
-        self.state_path = state_path or (lambda side, stage: None)
-        self.sides = {"A": self.shared.setdefault("A", {}), "B": {}}
-        for side in self.sides.values():
-            side.setdefault("states", {})
-            side.setdefault("outputs", {})
+        self.states = ModelStates(self.shared, state_path, config["device"])
+        self.sides = self.states.sides
         self.method_overrides = method_overrides or {}
         self.instances, self.rows = {}, {}
         self._initial_state = None
@@ -132,15 +130,12 @@ class StabilityRun:
 
     @property
     def pretrained(self):
-        """``{side: state dict}`` of the pre-trained models available so far."""
-        return {side: v["states"]["pretrained"] for side, v in self.sides.items() if "pretrained" in v["states"]}
+        """``{side: state dict}`` of the pre-trained models available so far (settable: not trained again)."""
+        return self.states.pretrained
 
     @pretrained.setter
     def pretrained(self, states):
-        """Use the given ``{side: state dict}`` as pre-trained models (they are not trained again)."""
-        for side, state in states.items():
-            self.sides[side]["states"]["pretrained"] = state
-            self.sides[side]["outputs"].pop("pretrained", None)
+        self.states.pretrained = states
 
     def _build_model(self, state):
         """A model of this run's class with ``state``, on the config's device."""
@@ -162,49 +157,9 @@ class StabilityRun:
     def _seqs(self, side):
         return self.seqs_a if side == "A" else self.seqs_b
 
-    def _stored(self, side, stage):
-        """State dict of ``side`` after ``stage`` from ``state_path``, or None."""
-        path = self.state_path(side, stage)
-        if path and os.path.isfile(path):
-            self.logger.info(f"model {side} ({stage}): loading {path}")
-            try:
-                return load_checkpoint(path, map_location=self.config["device"])
-            except UnreadableFileError as exc:  # a truncated cache entry is not a trained model
-                self.logger.warning(f"{exc}; model {side} ({stage}) is trained again")
-        return None
-
-    def _store(self, side, stage, state):
-        path = self.state_path(side, stage)
-        if path:
-            save_checkpoint(state, path)
-
     def _model(self, side, stage, train, snapshots=None, settings=None):
-        """Test output of ``side`` after ``stage``: cached, loaded or trained by ``train()``.
-
-        ``snapshots`` maps epochs to the stage names of intermediate states of the same
-        training (``train()``'s ``trainer.snapshots[epoch]``); they are cached, loaded or
-        stored and evaluated like ``stage``. One training gives every missing state.
-        """
-        cache = self.sides[side]
-        snapshots = dict(snapshots or {})
-        stages = [stage] + [s for s in snapshots.values() if s != stage]
-        states = {}
-        for name in stages:
-            if name not in cache["outputs"]:
-                states[name] = cache["states"].get(name)
-                if states[name] is None:
-                    states[name] = self._stored(side, name)
-        if any(state is None for state in states.values()):
-            trainer = train()
-            trained = {stage: copy.deepcopy(trainer.model.state_dict())}
-            trained.update({name: trainer.snapshots[epoch] for epoch, name in snapshots.items() if name != stage})
-            for name in states:
-                states[name] = trained[name]
-                self._store(side, name, trained[name])
-        for name, state in states.items():
-            cache["states"][name] = state
-            cache["outputs"][name] = EvalOutput(state=state)  # scored once, in the pair's comparison (_row)
-        return {name: cache["outputs"][name] for name in stages}
+        """Outputs of ``side`` after ``stage`` (and ``snapshots``): :meth:`ModelStates.outputs`."""
+        return self.states.outputs(side, stage, train, snapshots)
 
     def pretrain(self):
         """Pre-train A and B from the same initial parameters and seed; evaluate both."""

@@ -212,17 +212,8 @@ class TiSASRec(SequentialRecommender):
         super(TiSASRec, self).__init__(config, dataset)
 
         # time field
-        time_field = config["TIME_FIELD"]
-        fields = self._dataset_fields(dataset)
-        if not time_field or (fields is not None and time_field not in fields):
-            raise ValueError(
-                "TiSASRec needs timestamps, but the dataset has no time field "
-                "(config TIME_FIELD=%r). Set config['TIME_FIELD'] (e.g. 'timestamp') and "
-                "load it via the 'load_col' config key, e.g. "
-                "load_col: {inter: [user_id, item_id, timestamp]}." % (time_field,)
-            )
-        self.TIME_FIELD = time_field
-        self.TIME_SEQ = time_field + config["LIST_SUFFIX"]
+        self.TIME_FIELD = self._time_field(config, dataset)
+        self.TIME_SEQ = self.TIME_FIELD + config["LIST_SUFFIX"]
 
         # load parameters info
         self.n_layers = config["n_layers"]
@@ -237,7 +228,19 @@ class TiSASRec(SequentialRecommender):
         self.loss_type = config["loss_type"]
         self.time_span = int(config["time_span"] if config["time_span"] is not None else 256)
 
-        # define layers and loss
+        self._build_layers()
+        if self.loss_type == "BPR":
+            self.loss_fct = BPRLoss()
+        elif self.loss_type == "CE":
+            self.loss_fct = nn.CrossEntropyLoss()
+        else:
+            raise NotImplementedError("Make sure 'loss_type' in ['BPR', 'CE']!")
+
+        # parameters initialization
+        self.apply(self._init_weights)
+
+    def _build_layers(self):
+        """Embeddings (items, absolute positions K / V, time intervals K / V), dropouts, blocks, last norm."""
         self.item_embedding = nn.Embedding(
             self.n_items, self.hidden_size, padding_idx=0
         )
@@ -268,15 +271,19 @@ class TiSASRec(SequentialRecommender):
         )
         self.last_layer_norm = nn.LayerNorm(self.hidden_size, eps=self.layer_norm_eps)
 
-        if self.loss_type == "BPR":
-            self.loss_fct = BPRLoss()
-        elif self.loss_type == "CE":
-            self.loss_fct = nn.CrossEntropyLoss()
-        else:
-            raise NotImplementedError("Make sure 'loss_type' in ['BPR', 'CE']!")
-
-        # parameters initialization
-        self.apply(self._init_weights)
+    @classmethod
+    def _time_field(cls, config, dataset):
+        """``TIME_FIELD``, or a ``ValueError`` when the dataset has no time field."""
+        time_field = config["TIME_FIELD"]
+        fields = cls._dataset_fields(dataset)
+        if not time_field or (fields is not None and time_field not in fields):
+            raise ValueError(
+                "TiSASRec needs timestamps, but the dataset has no time field "
+                "(config TIME_FIELD=%r). Set config['TIME_FIELD'] (e.g. 'timestamp') and "
+                "load it via the 'load_col' config key, e.g. "
+                "load_col: {inter: [user_id, item_id, timestamp]}." % (time_field,)
+            )
+        return time_field
 
     @staticmethod
     def _dataset_fields(dataset):

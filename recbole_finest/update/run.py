@@ -143,11 +143,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
     deployed_state_, origin = _deployed(deployed, config, dataset)
     strategies = strategies_of(config) if strategies is None else list(strategies)
     cache = StateCache(config["update_cache_dir"], config)
-    old, history = periods.upto(OLD), periods.upto(NEW)
-    eval_bs = config["eval_batch_size"]
-    valid = ValidationSet(ContextSet(old, config, periods.first_of(NEW)), eval_bs)
-    test = ContextSet(history, config, periods.first_of(TEST))
-    contexts = ContextSet(history, config)
+    old, history, valid, sets = _period_sets(periods, config)
     logger.info(f"update: periods {periods.counts()} (T1 = {periods.bounds[0]:g}, T2 = {periods.bounds[1]:g}); "
                 f"strategies {[s.label for s in strategies]}")
 
@@ -155,70 +151,110 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
     initial = _state(get_model(config["model"])(config, dataset))
     best_epoch = None
     if deployed_state_ is None:
-        stored = cache.load("v1")
-        if stored is None:
-            trainer = UpdateTrainer(config, _new_model(config, dataset, initial), run_id=run_id)
-            trainer.tag = "-v1"
-            init_seed(config["seed"], config["reproducibility"])
-            logger.info(set_color("v1: training on the old period", "yellow"))
-            trainer.pretrain(old, valid, saved=True, show_progress=show_progress)
-            stored = {"state_dict": _state(trainer.model), "best_epoch": trainer.best_epoch,
-                      "model": config["model"], "dataset": config["dataset"]}
-            cache.store("v1", stored)
-        deployed_state_, origin, best_epoch = stored["state_dict"], "trained on the old period", stored["best_epoch"]
+        deployed_state_, origin, best_epoch = _train_v1(config, dataset, cache, initial, old, valid, run_id,
+                                                        show_progress)
     v1 = _new_model(config, dataset, deployed_state_)
     epochs = config["update_epochs"] or (best_epoch + 1 if best_epoch is not None and best_epoch >= 0
                                          else config["epochs"])
-    lr = config["update_learning_rate"] or config["learning_rate"]
-    depth, k = config["rbo_depth"], config["jaccard_k"]
-    lists_v1, _ = score_contexts(v1, contexts, eval_bs, depth, show_progress, "v1 lists")
-    _, ranks_v1 = score_contexts(v1, test, eval_bs, 0, show_progress, "v1 test")
-    has_new = np.diff(np.r_[0, np.cumsum(periods.period == NEW)][periods.sequences.offsets]) > 0
-    has_new = has_new[contexts.seq]
+    lr, k = config["update_learning_rate"] or config["learning_rate"], config["jaccard_k"]
+    lists_v1, ranks_v1 = _lists_and_ranks(v1, sets, config, show_progress, "v1")
+    has_new = _has_new(periods)[sets["contexts"].seq]
     v1_row = {"strategy": V1, "rbo": 1.0, f"jaccard@{k}": 1.0, "changed": 0.0, "rbo (no new data)": 1.0,
               **accuracy(ranks_v1, ACCURACY)}
     rows, models, per_user = [v1_row], {}, {}
     for strategy in strategies:
-        name = f"{strategy.slug}-e{epochs}-lr{lr:g}"
-        stored = cache.load(name)
-        model = _new_model(config, dataset, stored["state_dict"] if stored else
-                           (deployed_state_ if strategy.warm else initial))
-        if stored is None:
-            teacher = _new_model(config, dataset, deployed_state_) if strategy.name == "distill" else None
-            trainer = UpdateTrainer(config, model, strategy, teacher, run_id=run_id)
-            trainer.tag = f"-{strategy.slug}"
-            init_seed(config["seed"] + 1, config["reproducibility"])
-            logger.info(set_color(f"v2: {strategy.label}", "yellow"))
-            trainer.update(history, epochs, lr, show_progress=show_progress)
-            cache.store(name, {"state_dict": _state(model), "model": config["model"],
-                                        "dataset": config["dataset"]})
-        lists, _ = score_contexts(model, contexts, eval_bs, depth, show_progress, f"{strategy.slug} lists")
-        _, ranks = score_contexts(model, test, eval_bs, 0, show_progress, f"{strategy.slug} test")
+        model = _v2_model(config, dataset, strategy, cache, deployed_state_ if strategy.warm else initial,
+                          deployed_state_, history, epochs, lr, run_id, show_progress)
+        lists, ranks = _lists_and_ranks(model, sets, config, show_progress, strategy.slug)
         values = churn(lists_v1, lists, k=k, p=config["rbo_p"])
-        rows.append({"strategy": strategy.label, "rbo": float(values["rbo"].mean()),
-                     f"jaccard@{k}": float(values[f"jaccard@{k}"].mean()),
-                     "changed": float(values["changed"].double().mean()),
-                     "rbo (no new data)": float(values["rbo"][torch.from_numpy(~has_new)].mean())
-                     if (~has_new).any() else None,
-                     **accuracy(ranks, ACCURACY)})
+        rows.append(_churn_row(strategy.label, values, ranks, has_new, k))
         per_user[strategy.label] = {**{key: v.numpy() for key, v in values.items()},
                                     "rr_test": (1.0 / (ranks.double() + 1)).numpy()}
         models[strategy.label] = model
         logger.info(f"{strategy.label}: " + ", ".join(f"{key} {v:.4f}" for key, v in rows[-1].items()
                                                        if isinstance(v, float)))
+    uid = config["USER_ID_FIELD"]
+    users = {"user": sets["contexts"].inter[uid].numpy(), "has_new": has_new,
+             "test_user": sets["test"].inter[uid].numpy(), "strategies": per_user}
+    return UpdateResult(models, v1, _report(config, periods, origin, epochs, lr, sets, rows), users)
+
+
+def _period_sets(periods, config):
+    """``(old, history, valid, sets)``: the old period and old + new history (``TrainingSequences``), v1's
+    validation set (each user's first new item) and the ``ContextSet`` s ``test`` (each user's first test
+    item) and ``contexts`` (every user's whole history: the rank lists compared)."""
+    old, history = periods.upto(OLD), periods.upto(NEW)
+    valid = ValidationSet(ContextSet(old, config, periods.first_of(NEW)), config["eval_batch_size"])
+    test = ContextSet(history, config, periods.first_of(TEST))
+    return old, history, valid, {"test": test, "contexts": ContextSet(history, config)}
+
+
+def _has_new(periods):
+    """bool ``[U]``: whether a user's sequence has an interaction in the new period."""
+    return np.diff(np.r_[0, np.cumsum(periods.period == NEW)][periods.sequences.offsets]) > 0
+
+
+def _train_v1(config, dataset, cache, initial, old, valid, run_id, show_progress):
+    """``(state dict, origin, best epoch)`` of v1 trained on the old period from ``initial`` (or cached)."""
+    stored = cache.load("v1")
+    if stored is None:
+        trainer = UpdateTrainer(config, _new_model(config, dataset, initial), run_id=run_id)
+        trainer.tag = "-v1"
+        init_seed(config["seed"], config["reproducibility"])
+        getLogger().info(set_color("v1: training on the old period", "yellow"))
+        trainer.pretrain(old, valid, saved=True, show_progress=show_progress)
+        stored = {"state_dict": _state(trainer.model), "best_epoch": trainer.best_epoch,
+                  "model": config["model"], "dataset": config["dataset"]}
+        cache.store("v1", stored)
+    return stored["state_dict"], "trained on the old period", stored["best_epoch"]
+
+
+def _v2_model(config, dataset, strategy, cache, start, deployed, history, epochs, lr, run_id, show_progress):
+    """v2 of ``strategy``: updated from the state ``start`` on ``history`` (or cached); ``deployed`` teaches distill."""
+    name = f"{strategy.slug}-e{epochs}-lr{lr:g}"
+    stored = cache.load(name)
+    model = _new_model(config, dataset, stored["state_dict"] if stored else start)
+    if stored is None:
+        teacher = _new_model(config, dataset, deployed) if strategy.name == "distill" else None
+        trainer = UpdateTrainer(config, model, strategy, teacher, run_id=run_id)
+        trainer.tag = f"-{strategy.slug}"
+        init_seed(config["seed"] + 1, config["reproducibility"])
+        getLogger().info(set_color(f"v2: {strategy.label}", "yellow"))
+        trainer.update(history, epochs, lr, show_progress=show_progress)
+        cache.store(name, {"state_dict": _state(model), "model": config["model"], "dataset": config["dataset"]})
+    return model
+
+
+def _lists_and_ranks(model, sets, config, show_progress, label):
+    """``(rank lists [U, rbo_depth] on sets["contexts"], target ranks [T] on sets["test"])`` of ``model``."""
+    eval_bs = config["eval_batch_size"]
+    lists, _ = score_contexts(model, sets["contexts"], eval_bs, config["rbo_depth"], show_progress, f"{label} lists")
+    _, ranks = score_contexts(model, sets["test"], eval_bs, 0, show_progress, f"{label} test")
+    return lists, ranks
+
+
+def _churn_row(label, values, ranks, has_new, k):
+    """The report row of one strategy: mean churn (``values``: per-user ``rbo``, ``jaccard@k``, ``changed``) and accuracy."""
+    return {"strategy": label, "rbo": float(values["rbo"].mean()),
+            f"jaccard@{k}": float(values[f"jaccard@{k}"].mean()),
+            "changed": float(values["changed"].double().mean()),
+            "rbo (no new data)": float(values["rbo"][torch.from_numpy(~has_new)].mean())
+            if (~has_new).any() else None,
+            **accuracy(ranks, ACCURACY)}
+
+
+def _report(config, periods, origin, epochs, lr, sets, rows):
+    """The churn report (``docs/update.md``) of the rows of v1 and every strategy."""
     report = {
         "model": config["model"], "dataset": config["dataset"], "seed": config["seed"],
         "cuts": list(config["update_cuts"]), "bounds": list(periods.bounds), "counts": periods.counts(),
-        "deployed": origin, "epochs": int(epochs), "learning_rate": float(lr), "jaccard_k": k,
-        "n_churn_users": len(contexts), "n_test_users": len(test),
+        "deployed": origin, "epochs": int(epochs), "learning_rate": float(lr), "jaccard_k": config["jaccard_k"],
+        "n_churn_users": len(sets["contexts"]), "n_test_users": len(sets["test"]),
         "rows": add_relative(rows),
     }
     best = lowest_churn(report["rows"])
     report["lowest_churn_within_1pct"] = None if best is None else best["strategy"]
-    uid = config["USER_ID_FIELD"]
-    users = {"user": contexts.inter[uid].numpy(), "has_new": has_new, "test_user": test.inter[uid].numpy(),
-             "strategies": per_user}
-    return UpdateResult(models, v1, report, users)
+    return report
 
 
 def run_update(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):

@@ -1,0 +1,79 @@
+"""Resuming a study: the settings that must match for its cells and states to be reused.
+
+``configs/<model>.json`` in the study folder holds the fingerprint of each model's
+settings (:func:`fingerprint`: every key but the per-run, environment and ``study_*``
+ones, cut by :func:`recbole_finest.config.identity_items`); a resumed study with other
+settings is refused before anything is written. :func:`resolved_config` is the plain copy of a
+Config the study writes next to its results.
+"""
+
+import json
+import os
+from logging import getLogger
+
+from recbole_finest.config import RUNTIME_KEYS, identity_items
+from recbole_finest.fileio import write_json
+
+# keys that may differ between runs resuming the same study folder, besides config.ENVIRONMENT_KEYS
+# (the per-run keys, and the model's, which the grid sets per model)
+VOLATILE_KEYS = RUNTIME_KEYS | {"finetune_method", "data_path", "config_files",
+                                "model", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type"}
+
+
+def _plain(value):
+    """YAML/JSON-safe copy of a config value."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def resolved_config(config):
+    """The resolved configuration as a plain dict (keys sorted)."""
+    return {k: _plain(v) for k, v in sorted(config.final_config_dict.items())}
+
+
+def fingerprint(config):
+    """Keys that must match for a resumed study to reuse its cells and states."""
+    return {k: _plain(v) for k, v in identity_items(config, VOLATILE_KEYS) if not k.startswith("study_")}
+
+
+def _check_fingerprint(folder, model, config):
+    """``ValueError`` if ``study_dir`` holds ``model`` with other settings; returns the fingerprint to store.
+
+    Writes nothing: the caller stores the fingerprints (:func:`_store_fingerprint`) once every
+    model of the study passed, so a refused resume leaves the folder as it was.
+    """
+    path = os.path.join(folder.root, "configs", f"{model}.json")
+    current = fingerprint(config)
+    stored = None
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                stored = json.load(f)
+        except (OSError, ValueError) as exc:  # the cells cannot be trusted without it
+            raise ValueError(f"study settings file {path} cannot be read ({type(exc).__name__}: {exc}); the "
+                             f"cells of {model} cannot be checked against the current settings: delete "
+                             f"{os.path.dirname(path)} and the cells to start over, or choose another study_dir") from None
+    if stored is not None:
+        # keys added or removed since (e.g. a newer plugin version's defaults) are only reported
+        new = sorted(set(stored) ^ set(current))
+        if new:
+            getLogger().warning(f"{model}: keys not in both the stored and the current settings (ignored): "
+                                f"{', '.join(new[:12])}{'...' if len(new) > 12 else ''}")
+        diff = sorted(k for k in set(stored) & set(current) if stored[k] != current[k])
+        if diff:
+            raise ValueError(
+                f"study_dir {folder.root!r} holds a {model} study with different settings "
+                f"(keys {', '.join(diff[:8])}{'...' if len(diff) > 8 else ''}); resume it with the same "
+                f"configuration or choose another study_dir")
+        return None
+    return path, current
+
+
+def _store_fingerprint(checked):
+    if checked is not None:
+        write_json(*checked)
