@@ -37,6 +37,24 @@ class InstanceLayouts:
         out[~valid] = fill
         return out
 
+    def _instances(self, config, seq, starts, lengths, width, last, extra):
+        """``Interaction`` of instances ``[B]`` with RecBole's field names, then the fields ``extra``.
+
+        Instance ``b``: user of sequence ``seq[b]``, inputs ``[B, width]`` = rows
+        ``starts[b] .. starts[b] + lengths[b] - 1`` (items and timestamps, 0-padded), target
+        item / timestamp of row ``last[b]``.
+        """
+        fields = field_names(config)
+        return to_interaction({
+            fields["uid"]: self.user_ids[seq],
+            fields["item_list"]: self._gather(starts, lengths, width, self.items, 0),
+            fields["length"]: lengths,
+            fields["item"]: self.items[last],
+            fields["time_list"]: self._gather(starts, lengths, width, self.timestamps, 0.0),
+            fields["time"]: self.timestamps[last],
+            **extra,
+        })
+
     def prefix_instances(self, max_len, config):
         """RecBole's prefix layout: one instance per target row.
 
@@ -47,18 +65,7 @@ class InstanceLayouts:
         rows = self.target_rows()
         seq = self.seq_of_row()[rows]
         starts = np.maximum(self.offsets[seq], rows - max_len)
-        lengths = rows - starts
-        fields = field_names(config)
-        data = {
-            fields["uid"]: self.user_ids[seq],
-            fields["item_list"]: self._gather(starts, lengths, max_len, self.items, 0),
-            fields["length"]: lengths,
-            fields["item"]: self.items[rows],
-            fields["time_list"]: self._gather(starts, lengths, max_len, self.timestamps, 0.0),
-            fields["time"]: self.timestamps[rows],
-            TARGET_ID: self.ids[rows],
-        }
-        return to_interaction(data)
+        return self._instances(config, seq, starts, rows - starts, max_len, rows, {TARGET_ID: self.ids[rows]})
 
     def window_bounds(self, chunk):
         """Split every sequence's targets into chunks of at most ``chunk`` targets.
@@ -98,23 +105,12 @@ class InstanceLayouts:
         if stride is not None:
             context = np.minimum(max_len - count, first - 1 - self.offsets[seq])
         starts, width = first - 1 - context, context + count
-        fields = field_names(config)
-        last = first + count - 1
         target_seq = self._gather(starts + 1, width, max_len, self.items, 0)
         target_id = self._gather(starts + 1, width, max_len, self.ids, -1)
         context_only = np.arange(max_len)[None, :] < context[:, None]
         target_seq[context_only], target_id[context_only] = 0, -1
-        data = {
-            fields["uid"]: self.user_ids[seq],
-            fields["item_list"]: self._gather(starts, width, max_len, self.items, 0),
-            fields["length"]: width,
-            fields["item"]: self.items[last],
-            fields["time_list"]: self._gather(starts, width, max_len, self.timestamps, 0.0),
-            fields["time"]: self.timestamps[last],
-            TARGET_SEQ: target_seq,
-            TARGET_ID: target_id,
-        }
-        return to_interaction(data)
+        return self._instances(config, seq, starts, width, max_len, first + count - 1,
+                               {TARGET_SEQ: target_seq, TARGET_ID: target_id})
 
     def row_window_bounds(self, chunk):
         """Split every sequence's rows into chunks of at most ``chunk`` rows, aligned to its end.
@@ -142,20 +138,10 @@ class InstanceLayouts:
         perturbed), and ``item_id [W]`` / ``timestamp [W]`` = the window's last row.
         """
         seq, first, count = self.row_window_bounds(max_len)
-        fields = field_names(config)
-        last = first + count - 1
-        item_list = self._gather(first, count, max_len, self.items, 0)
-        data = {
-            fields["uid"]: self.user_ids[seq],
-            fields["item_list"]: item_list,
-            fields["length"]: count,
-            fields["item"]: self.items[last],
-            fields["time_list"]: self._gather(first, count, max_len, self.timestamps, 0.0),
-            fields["time"]: self.timestamps[last],
-            TARGET_SEQ: item_list.copy(),
+        return self._instances(config, seq, first, count, max_len, first + count - 1, {
+            TARGET_SEQ: self._gather(first, count, max_len, self.items, 0),  # = the inputs
             TARGET_ID: self._gather(first, count, max_len, self.ids, -1),
-        }
-        return to_interaction(data)
+        })
 
 
 def take(interaction, index):
