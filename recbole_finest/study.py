@@ -64,7 +64,7 @@ from recbole_finest.study_folder import StudyFolder, ratio_tag, study_folder  # 
 from recbole_finest.study_grid import GRID_KEYS, _as_list, grid_cells, resolve_grid  # noqa: F401  (re-exported)
 from recbole_finest.study_report import user_groups, write_report  # noqa: F401  (re-exported)
 from recbole_finest.study_resume import (  # noqa: F401  (re-exported)
-    VOLATILE_KEYS, _check_fingerprint, _store_fingerprint, fingerprint, resolved_config,
+    VOLATILE_KEYS, _check_fingerprint, _plain, _store_fingerprint, fingerprint, resolved_config,
 )
 
 
