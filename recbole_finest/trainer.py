@@ -111,6 +111,8 @@ class FinestTrainer(CheckpointMixin, Trainer):
         self.settings = method if isinstance(method, MethodSettings) else method_settings(config, method)
         self.method = self.settings.method
         self.seed = int(config["seed"] if seed is None else seed)
+        if self.method.regularizer:  # a library script builds no load_data: fail before pre-training here too
+            check_topk(self.settings["finest_topk"], model.n_items)
         self.reference = None
         self.phase = PRETRAIN
         self.tag = ""
@@ -178,7 +180,7 @@ class FinestTrainer(CheckpointMixin, Trainer):
         """Phase 2: reference top-2K lists of every training instance from the current model."""
         seqs = self.sequences_of(train_data)
         k = self.settings["finest_topk"]
-        check_topk(k, seqs.n_items)  # a method's own finest_topk (study_method_config, a trial)
+        check_topk(k, seqs.n_items)  # references asked of a method without the regularizer
         unit = self.unit  # sequence only for models that score windows (resolve_train_unit)
         path = self.settings["finest_reference_file"]
         path = run_file(path, self.run_id, self.tag) if path else None

@@ -15,10 +15,14 @@ def reported(jaccard_k):
     return ("rbo", f"jaccard@{int(jaccard_k)}", *ACCURACY)
 
 
+def is_jaccard(name):
+    """True for a Jaccard@k metric name (``jaccard@5``, ``jaccard@10``, ...)."""
+    return isinstance(name, str) and re.fullmatch(r"jaccard@[1-9][0-9]*", name) is not None
+
+
 def is_reported(name):
     """True for a name of :func:`reported` for some ``jaccard_k`` (``config.validate`` checks the k)."""
-    return name in ("rbo", *ACCURACY) or (isinstance(name, str) and re.fullmatch(r"jaccard@[1-9][0-9]*", name)
-                                           is not None)
+    return name in ("rbo", *ACCURACY) or is_jaccard(name)
 
 
 def score(metrics, baseline, metric="rbo", mode="max", accuracy_metric="ndcg@10", max_drop=0.02):
