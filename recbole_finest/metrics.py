@@ -1,6 +1,7 @@
 """Rank-list stability metrics (FINEST spec section 3).
 
-Functions (pure torch, vectorized, run on the device of their inputs):
+Functions (torch, vectorized, run on the device of their inputs; :func:`rank_lists` sorts
+float32 CPU scores with NumPy):
 
 * :func:`rank_lists` -- scores ``[N, n_items]`` -> item ids by descending score ``[N, depth]``.
 * :func:`rbo` -- rank-biased overlap, identical to the ``rbo`` PyPI package's
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -37,6 +39,36 @@ def _chunk_rows(n_rows: int, width: int, max_elems: int = _CHUNK_ELEMS) -> int:
     return max(1, min(n_rows, max_elems // max(1, width)))
 
 
+def _rank_ids_by_keys(x: torch.Tensor, depth: int) -> torch.Tensor:
+    """Ids ``[rows, depth]`` (0-based columns of ``x``) of :func:`rank_lists`'s order, by one
+    ``np.sort`` of distinct int64 keys instead of ``torch.sort``.
+
+    Args:
+        x: float32 CPU tensor ``[rows, width]`` without NaN.
+        depth: number of leading ranks to return (``<= width``).
+
+    Returns:
+        LongTensor ``[rows, depth]``: the first ``depth`` columns of
+        ``torch.sort(x, dim=1, descending=True, stable=True).indices``, exactly.
+    """
+    width = x.shape[1]
+    # + 0.0 turns -0.0 into +0.0 (torch.sort ranks them as equal, so they need one key)
+    bits = (x.detach() + 0.0).contiguous().numpy().view(np.int32)
+    # int32 whose ascending order is the floats' ascending order (-inf..+inf): negative
+    # floats have their 31 magnitude bits flipped; then ~ reverses it to descending order
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    np.invert(bits, out=bits)
+    # key = order value * 2**32 + column: distinct, ascending = descending score, ties by
+    # lower column (|order value| <= 2**31, so the product fits in int64)
+    keys = bits.astype(np.int64)
+    del bits
+    keys *= np.int64(1 << 32)
+    keys += np.arange(width, dtype=np.int64)
+    keys.sort(axis=1)
+    ids = keys[:, :depth] & np.int64(0xFFFFFFFF)
+    return torch.from_numpy(ids)
+
+
 def rank_lists(scores: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
     """Item ids sorted by descending score, excluding RecBole's padding item 0.
 
@@ -50,6 +82,14 @@ def rank_lists(scores: torch.Tensor, depth: Optional[int] = None) -> torch.Tenso
         LongTensor ``[N, depth]`` of item ids in ``1..n_items-1`` (same device as
         ``scores``). Ties are broken deterministically: among equal scores the lower item
         id is ranked first (stable sort).
+
+    The order is that of ``torch.sort(scores[:, 1:], descending=True, stable=True)``, in
+    row chunks of at most ``_CHUNK_ELEMS`` elements. For float32 CPU scores without NaN
+    (checked per chunk) the same order comes from one ``np.sort`` of distinct int64 keys
+    ``(order-preserving int of the float's bits, reversed) * 2**32 + column``, about 2x
+    faster than the stable float sort (``_rank_ids_by_keys``; -0.0 and +0.0 share a key,
+    as they tie in ``torch.sort``). Other dtypes, NaN rows' chunks and CUDA scores use
+    ``torch.sort``.
     """
     if scores.dim() != 2:
         raise ValueError(f"scores must be 2-D [N, n_items], got shape {tuple(scores.shape)}")
@@ -59,11 +99,16 @@ def rank_lists(scores: torch.Tensor, depth: Optional[int] = None) -> torch.Tenso
     out = torch.empty((n_rows, depth), dtype=torch.long, device=scores.device)
     if depth == 0 or n_rows == 0:
         return out
-    step = _chunk_rows(n_rows, full)
+    keyed = scores.dtype == torch.float32 and scores.device.type == "cpu"
+    step = _chunk_rows(n_rows, full, _CHUNK_ELEMS)
     for r0 in range(0, n_rows, step):
         r1 = min(n_rows, r0 + step)
-        idx = torch.sort(scores[r0:r1, 1:], dim=1, descending=True, stable=True).indices
-        out[r0:r1] = idx[:, :depth] + 1
+        chunk = scores[r0:r1, 1:]
+        if keyed and not bool(torch.isnan(chunk).any()):
+            idx = _rank_ids_by_keys(chunk, depth)
+        else:
+            idx = torch.sort(chunk, dim=1, descending=True, stable=True).indices[:, :depth]
+        out[r0:r1] = idx + 1
     return out
 
 
