@@ -5,7 +5,7 @@ padding column 0) of two correlated "models" (``b = a + --noise * randn``), one 
 Per batch it times, with ``time.process_time``:
 
 * rank lists of both models, full depth: the old path (``torch.sort(descending=True,
-  stable=True)`` in row chunks, copied below as ``old_rank_lists``) vs
+  stable=True)`` in row chunks, ``old_rank_lists``) vs
   ``recbole_finest.metrics.rank_lists`` (one ``np.sort`` of distinct int64 keys);
 * the whole ``metrics.stability_values`` (rank lists of 2 models + RBO at full depth +
   Jaccard@k), with the old rank lists (``old_stability_values``) vs the current one.
@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from unittest import mock
 
 import torch
 
@@ -28,19 +29,10 @@ from recbole_finest.metrics import jaccard, rank_lists, rbo, stability_values  #
 
 
 def old_rank_lists(scores, depth=None):
-    """``rank_lists`` before the key path: stable descending ``torch.sort`` in row chunks."""
-    n_rows, n_items = scores.shape
-    full = max(n_items - 1, 0)
-    depth = full if depth is None else max(0, min(int(depth), full))
-    out = torch.empty((n_rows, depth), dtype=torch.long, device=scores.device)
-    if depth == 0 or n_rows == 0:
-        return out
-    step = metrics._chunk_rows(n_rows, full, metrics._CHUNK_ELEMS)
-    for r0 in range(0, n_rows, step):
-        r1 = min(n_rows, r0 + step)
-        idx = torch.sort(scores[r0:r1, 1:], dim=1, descending=True, stable=True).indices
-        out[r0:r1] = idx[:, :depth] + 1
-    return out
+    """``rank_lists`` before the key path: every chunk through the stable descending
+    ``torch.sort`` (the path other dtypes and CUDA scores still take)."""
+    with mock.patch.object(metrics, "_rank_ids_by_keys", metrics._rank_ids_by_sort):
+        return rank_lists(scores, depth)
 
 
 def old_stability_values(scores_a, scores_b, p=1.0, k=10):
