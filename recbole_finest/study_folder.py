@@ -57,18 +57,14 @@ class StudyFolder:
 
     def read_cell(self, key):
         """The cell's record, or None when it is missing or unreadable (warned, naming the file)."""
-        path = self.cell(*key)
-        if not os.path.isfile(path):
-            return None
-        try:
-            with open(path, encoding="utf-8") as f:
-                record = json.load(f)
-            if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
-                raise ValueError("not a cell record")
-            return record
-        except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
-            _unreadable(path, exc)
-            return None
+        return _read_record(self.cell(*key))
+
+    def records(self):
+        """Every finished cell record of the folder, in path order (a study still running
+        or stopped part-way included); unreadable files are warned about and left out."""
+        root = os.path.join(self.root, "cells")
+        paths = sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".json"))
+        return [r for r in map(_read_record, paths) if r is not None]
 
     def read_instances(self, key, check=False):
         """Per-instance arrays of a cell; None when there is no ``.npz``, None (or False with
@@ -82,6 +78,21 @@ class StudyFolder:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             _unreadable(path, exc)
             return False if check else None
+
+
+def _read_record(path):
+    """A cell record, or None when ``path`` is missing or unreadable (warned, naming the file)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+            raise ValueError("not a cell record")
+        return record
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        _unreadable(path, exc)
+        return None
 
 
 def _unreadable(path, exc):

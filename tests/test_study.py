@@ -218,6 +218,26 @@ def test_cells_share_model_a_and_match_their_per_instance_values(study):
     assert record["n_perturbed"] == round(0.01 * record["n_training_interactions"])
 
 
+def test_folder_records_read_back_every_finished_cell(study, tmp_path):
+    """StudyFolder.records (partial tables of a running study) = the run's cell records; an
+    unreadable cell file is left out with a warning naming it."""
+    import shutil
+
+    from recbole_finest.study_folder import StudyFolder
+
+    def key(c):
+        return c["selection"], c["seed"], c["method"]
+
+    expected = sorted(study["runs"][1]["cells"], key=key)  # the resumed run: the folder as it is now
+    assert sorted(StudyFolder(str(study["folder"])).records(), key=key) == expected
+    shutil.copytree(study["folder"] / "cells", tmp_path / "cells")
+    broken = tmp_path / "cells" / "SASRec" / "random-deletion-r0.01" / "seed2021" / "finest.json"
+    broken.write_text('{"metrics": ')
+    (tmp_path / "cells" / "SASRec" / "random-deletion-r0.01" / "seed2021" / "original.npz").unlink()  # .json is enough
+    records = StudyFolder(str(tmp_path)).records()
+    assert sorted(records, key=key) == [c for c in expected if key(c) != ("random", 2021, "finest")]
+
+
 def test_study_matches_an_independent_stability_run(study, tmp_path):
     """Reusing model A across perturbations changes no number: a fresh run of the casper cell agrees."""
     from recbole_finest.quick_start import run_recbole_finest

@@ -1,7 +1,6 @@
 """Issue-14 figure: RBO gain over Original vs fine-tuning epochs for FINEST, finest_no_sim and the best baseline.
 
-Reads the cells of finished study folders (``results.json``, written by every study run)
-and draws one panel per (dataset, model, selection, kind, ratio):
+Reads the finished cells of study folders (a study still running included) and draws one panel per (dataset, model, selection, kind, ratio):
 
     python scripts/experiments/paper_epoch_plot.py runs/paper-reddit runs/paper-wikipedia \
         --out docs/paper_epoch_gain.png [--methods finest finest_no_sim acae]
@@ -11,7 +10,6 @@ variant, not Original) with the highest mean final-epoch RBO over its groups.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -20,6 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 
 from recbole_finest import report  # noqa: E402
+from recbole_finest.study_folder import StudyFolder  # noqa: E402
 
 
 def best_baseline(cells, metric="rbo"):
@@ -34,15 +33,14 @@ def best_baseline(cells, metric="rbo"):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("studies", nargs="+", help="study folders (with results.json)")
+    parser.add_argument("studies", nargs="+", help="study folders")
     parser.add_argument("--out", default="docs/paper_epoch_gain.png")
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--dpi", type=int, default=100)
     args = parser.parse_args()
     cells, methods = [], list(args.methods or ["finest", "finest_no_sim"])
     for folder in args.studies:
-        with open(os.path.join(folder, "results.json"), encoding="utf-8") as f:
-            study = json.load(f)["cells"]
+        study = StudyFolder(folder).records()
         best = None if args.methods else best_baseline(study)
         if best and best not in methods:
             methods.append(best)
