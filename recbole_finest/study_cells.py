@@ -2,9 +2,10 @@
 
 The cells of a study are computed by the runner registered for ``perturb_family``
 (``interaction``, the default, = ``StabilityRun``). A new family (e.g. ``embedding``)
-registers ``runner(context, seed, perturbation, methods) -> {method: (row, instances)}`` with
-:func:`register_family`; the grid, cache and reports stay the same. :func:`compute_group`
-runs one (seed, perturbation) group and writes its cell records.
+registers ``runner(context, seed, perturbation, methods) -> {method: (row, instances)}`` (or an
+iterator of ``(method, (row, instances))`` pairs) with :func:`register_family`; the grid,
+cache and reports stay the same. :func:`compute_group` runs one (seed, perturbation) group
+and writes each cell record as soon as the runner gives it.
 """
 
 import time
@@ -25,7 +26,9 @@ def register_family(name, runner, check=None):
     for this family and raises ``ValueError`` naming the ``study_*`` key.
 
     ``runner(context, seed, perturbation, methods)`` computes the given methods of one
-    (seed, perturbation) cell group and returns ``{method: (row, instances)}``: ``row`` the
+    (seed, perturbation) cell group and returns ``{method: (row, instances)}``, or yields
+    ``(method, (row, instances))`` pairs as each one is computed, so that a study stopped
+    part-way keeps the cells finished before the stop: ``row`` the
     metrics dict (``rbo``, ``jaccard@10``, ``mrr``, ...), ``instances`` a dict of
     per-instance numpy arrays (``user``, ``rr_a`` and the metrics) or None. ``context`` is
     a :class:`ModelContext` (the runner may put ``n_perturbed`` into ``context.info``);
@@ -98,8 +101,7 @@ def compute_group(context, runner, seed, pert, methods):
     context.set_cell(seed, pert)
     out = runner(context, seed, dict(zip(("selection", "kind", "ratio"), pert)), methods)
     settings = method_overrides(context.config, model)
-    for method in methods:
-        row, instances = out[method]
+    for method, (row, instances) in (((m, out[m]) for m in methods) if isinstance(out, dict) else out):
         record = {
             "model": model, "dataset": context.config["dataset"], "seed": seed, "selection": pert[0],
             "kind": pert[1], "ratio": pert[2], **study_epochs.cell_fields(context.config, method, settings),

@@ -93,16 +93,16 @@ def cell_fields(config, label, overrides):
 
 
 def finetune_cells(run, labels):
-    """``{label: (row, instances)}`` of a ``StabilityRun``: one fine-tuning per method for all its epochs."""
+    """Yields ``(label, (row, instances))`` of a ``StabilityRun``, method by method as each is
+    fine-tuned (one fine-tuning per method for all its epochs), in the order of ``labels``."""
     by_method = OrderedDict()
     for label in labels:
         method, epoch = split_label(label)
-        by_method.setdefault(method, set())
-        if epoch is not None:
-            by_method[method].add(epoch)
-    for method, epochs in by_method.items():
-        run.finetune(method, sorted(epochs))
-    return {label: (run.rows[label], run.instances[label]) for label in labels}
+        by_method.setdefault(method, []).append((label, epoch))
+    for method, cells in by_method.items():
+        run.finetune(method, sorted({e for _, e in cells if e is not None}))
+        for label, _ in cells:
+            yield label, (run.rows[label], run.instances[label])
 
 
 def check_method_settings(path, model, overrides, labels):

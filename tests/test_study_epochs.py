@@ -151,6 +151,34 @@ def test_cells_at_every_epoch_are_written_and_resumed(study):
     assert "epoch_gain" in study["first"]["plots"]
 
 
+def test_a_study_stopped_during_a_method_keeps_the_methods_before_it(study, tmp_path, monkeypatch):
+    """Cells land method by method: a stop while acae fine-tunes keeps original's and finest's
+    cells; the resumed study computes acae's alone and every number equals the uninterrupted study's."""
+    finetune, tuned = StabilityRun.finetune, []
+
+    def stop_at_acae(self, method, *args, **kwargs):
+        if method == "acae":
+            raise KeyboardInterrupt("stopped")
+        return finetune(self, method, *args, **kwargs)
+
+    def recording(self, method, *args, **kwargs):
+        tuned.append(method)
+        return finetune(self, method, *args, **kwargs)
+
+    cfg = {**study["cfg"], "study_dir": str(tmp_path / "study"), "checkpoint_dir": str(tmp_path / "saved")}
+    cells = tmp_path / "study" / "cells" / "SASRec" / "random-deletion-r0.01" / "seed2020"
+    with _cwd(tmp_path):
+        monkeypatch.setattr(StabilityRun, "finetune", stop_at_acae)
+        with pytest.raises(KeyboardInterrupt):
+            run_study(dataset="ml-100k", config_dict=cfg)
+        assert sorted(p.name for p in cells.glob("*.json")) == ["finest.json", "finest@e1.json", "original.json"]
+        monkeypatch.setattr(StabilityRun, "finetune", recording)
+        resumed = run_study(dataset="ml-100k", config_dict=cfg)
+    assert tuned == ["acae"]  # original and finest come from their cells
+    metrics = {r["method"]: r["metrics"] for r in study["first"]["cells"]}
+    assert {r["method"]: r["metrics"] for r in resumed["cells"]} == metrics
+
+
 def test_method_settings_reach_only_their_method(study, tmp_path):
     seen = {m: rest for m, *rest in study["seen"]}
     default = Config("SASRec", "ml-100k", config_dict=TINY)
