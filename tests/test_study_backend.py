@@ -57,7 +57,7 @@ def test_groups_ran_as_tasks_sharing_model_a_through_the_folder(both):
     # seed 2020's first group trained and saved model A; the casper group, started after it
     # finished, loaded A instead of training it again (a second training would rewrite the file)
     states = tmp / "ray" / "states" / "SASRec" / "seed2020"
-    leader = tmp / "ray" / "cells" / "SASRec" / "random-deletion-r0.01" / "seed2020" / "original.json"
+    leader = tmp / "ray" / "cells" / "SASRec" / "random-deletion-r0.01" / "seed2020" / "finest.json"  # its last cell
     follower = tmp / "ray" / "cells" / "SASRec" / "casper-deletion-r0.01" / "seed2020" / "finest.json"
     for state in ("A-pretrained.pth", "A-finest.pth"):
         assert (states / state).stat().st_mtime_ns <= leader.stat().st_mtime_ns <= follower.stat().st_mtime_ns
