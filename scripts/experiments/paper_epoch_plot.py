@@ -1,6 +1,7 @@
 """Issue-14 figure: RBO gain over Original vs fine-tuning epochs for FINEST, finest_no_sim and the best baseline.
 
-Reads the finished cells of study folders (a study still running included) and draws one panel per (dataset, model, selection, kind, ratio):
+Reads the finished cells of study folders (a study still running included) and draws one
+panel per (dataset, model, selection, kind, ratio):
 
     python scripts/experiments/paper_epoch_plot.py runs/paper-reddit runs/paper-wikipedia \
         --out docs/paper_epoch_gain.png [--methods finest finest_no_sim acae]
