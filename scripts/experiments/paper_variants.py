@@ -1,0 +1,131 @@
+"""Issue-14 ablation tables: FINEST's simulation ratio and the reference protocol, from study folders.
+
+    python scripts/experiments/paper_variants.py docs/paper_study/reddit docs/paper_study/wikipedia
+
+For a main study folder ``D`` (``original``, ``finest`` with ``finest_sim_ratio`` 0.01,
+``finest_no_sim``, ...) the variants are the folders ``D-<variant>`` written by
+``scripts/experiments/paper_variant.sh`` (``sim5``, ``sim10``: FINEST at 5% / 10%;
+``independent``: B fine-tuned toward its own lists). Only the final-epoch cells of seeds
+finished in *every* folder of a table count, so each row averages the same seeds. Tables:
+
+1. Simulation: ``finest_no_sim`` (ratio 0) and FINEST at every ratio found; per row mean ±
+   std over seeds of RBO, Jaccard@10, MRR, NDCG@10, then FINEST minus ``finest_no_sim`` in
+   RBO (mean over seeds of the paired difference) and the one-tailed Welch p of
+   "FINEST > finest_no_sim" (``recbole_finest.report.welch``, the study's test).
+2. Protocol: each regularized method under ``shared`` and ``independent``, and Original.
+
+The ``original`` cell of a variant folder must equal the main folder's (same pre-trained
+states); a difference is printed as a warning, since it means the rows are not comparable.
+"""
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+
+from recbole_finest import report  # noqa: E402
+from recbole_finest.study_folder import StudyFolder  # noqa: E402
+
+METRICS = ("rbo", "jaccard@10", "mrr", "ndcg@10")
+
+
+def final_cells(folder):
+    """``{(method, seed): record}`` of the folder's final-epoch cells (one group: the reduced study's)."""
+    if not os.path.isdir(folder):
+        return {}
+    records = [r for r in StudyFolder(folder).records() if report.is_final(r)]
+    groups = {tuple(r[k] for k in report.GROUP_KEYS) for r in records}
+    if len(groups) > 1:
+        raise SystemExit(f"{folder}: more than one (model, selection, kind, ratio) group: {sorted(groups)}")
+    return {(r["method"], r["seed"]): r for r in records}
+
+
+def sim_ratio(record):
+    """FINEST's simulation ratio of a cell (the tuned settings' or the default 0.01)."""
+    return float(record.get("method_config", {}).get("finest_sim_ratio", 0.01))
+
+
+def check_same_original(main, variant, name):
+    for (method, seed), r in variant.items():
+        ref = main.get((method, seed))
+        if method == "original" and ref is not None and ref["metrics"] != r["metrics"]:
+            print(f"WARNING: {name}: Original of seed {seed} differs from the main study's "
+                  f"({r['metrics']['rbo']} vs {ref['metrics']['rbo']}): not the same pre-trained states")
+
+
+def rows_table(rows, seeds, versus):
+    """Markdown of ``rows`` ``[(label, {seed: record})]`` over ``seeds``; difference and p against ``versus``."""
+    head = ["row"] + [report.label(m) for m in METRICS] + [f"RBO minus {versus[0]}", f"p (RBO > {versus[0]})",
+                                                           f"p (Jaccard@10 > {versus[0]})"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    base = versus[1]
+    for name, by_seed in rows:
+        values = {m: [by_seed[s]["metrics"][m] for s in seeds] for m in METRICS}
+        cells = [f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
+                 for v in values.values()]
+        if by_seed is base:
+            cells += ["-", "-", "-"]
+        else:
+            diff = [by_seed[s]["metrics"]["rbo"] - base[s]["metrics"]["rbo"] for s in seeds]
+            p = [report.welch(values[m], [base[s]["metrics"][m] for s in seeds])[1] for m in ("rbo", "jaccard@10")]
+            cells += [f"{np.mean(diff):+.4f}"] + [("n/a" if math.isnan(x) else f"{x:.3f}") for x in p]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def by_seed(cells, method):
+    return {seed: r for (m, seed), r in cells.items() if m == method}
+
+
+def common_seeds(rows):
+    seeds = None
+    for _, s in rows:
+        seeds = set(s) if seeds is None else seeds & set(s)
+    return sorted(seeds or ())
+
+
+def simulation_rows(main, variants):
+    rows = [("finest_no_sim (no simulation)", by_seed(main, "finest_no_sim"))]
+    finest = [by_seed(main, "finest")] + [by_seed(v, "finest") for k, v in variants.items() if k.startswith("sim")]
+    finest = [f for f in finest if f]
+    for f in sorted(finest, key=lambda f: sim_ratio(next(iter(f.values())))):
+        rows.append((f"FINEST, simulation {100 * sim_ratio(next(iter(f.values()))):g}% per epoch", f))
+    return rows
+
+
+def protocol_rows(main, variants):
+    independent = variants.get("independent", {})
+    rows = [("Original", by_seed(main, "original"))]
+    for method in ("finest", "finest_no_sim"):
+        rows += [(f"{report.method_label(method)}, shared", by_seed(main, method)),
+                 (f"{report.method_label(method)}, independent", by_seed(independent, method))]
+    return [r for r in rows if r[1]]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("studies", nargs="+", help="main study folders; their variants are <folder>-<variant>")
+    parser.add_argument("--variants", nargs="+", default=["sim5", "sim10", "independent"])
+    args = parser.parse_args()
+    for folder in args.studies:
+        cells = final_cells(folder)
+        variants = {v: final_cells(f"{folder}-{v}") for v in args.variants}
+        for v, c in variants.items():
+            check_same_original(cells, c, f"{folder}-{v}")
+        print(f"## {folder}\n")
+        for title, rows, versus in (("Simulation ratio", simulation_rows(cells, variants), "finest_no_sim"),
+                                    ("Reference protocol", protocol_rows(cells, variants), "Original")):
+            seeds = common_seeds(rows)
+            if not seeds or len(rows) < 2:
+                print(f"### {title}: no seed finished in every folder\n")
+                continue
+            print(f"### {title} (seeds {', '.join(map(str, seeds))})\n")
+            print(rows_table(rows, seeds, (versus, rows[0][1])) + "\n")
+
+
+if __name__ == "__main__":
+    main()
