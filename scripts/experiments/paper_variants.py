@@ -106,25 +106,31 @@ def protocol_rows(main, variants):
     return [r for r in rows if r[1]]
 
 
+def tables(folder, variant_names):
+    """Markdown of the two tables of main study folder ``folder`` and its ``<folder>-<variant>`` folders."""
+    cells = final_cells(folder)
+    variants = {v: final_cells(f"{folder}-{v}") for v in variant_names}
+    for v, c in variants.items():
+        check_same_original(cells, c, f"{folder}-{v}")
+    out = [f"## {folder}\n"]
+    for title, rows, versus in (("Simulation ratio", simulation_rows(cells, variants), "finest_no_sim"),
+                                ("Reference protocol", protocol_rows(cells, variants), "Original")):
+        seeds = common_seeds(rows)
+        if not seeds or len(rows) < 2:
+            out.append(f"### {title}: no seed finished in every folder\n")
+            continue
+        out.append(f"### {title} (seeds {', '.join(map(str, seeds))})\n")
+        out.append(rows_table(rows, seeds, (versus, rows[0][1])) + "\n")
+    return "\n".join(out)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("studies", nargs="+", help="main study folders; their variants are <folder>-<variant>")
     parser.add_argument("--variants", nargs="+", default=["sim5", "sim10", "independent"])
     args = parser.parse_args()
     for folder in args.studies:
-        cells = final_cells(folder)
-        variants = {v: final_cells(f"{folder}-{v}") for v in args.variants}
-        for v, c in variants.items():
-            check_same_original(cells, c, f"{folder}-{v}")
-        print(f"## {folder}\n")
-        for title, rows, versus in (("Simulation ratio", simulation_rows(cells, variants), "finest_no_sim"),
-                                    ("Reference protocol", protocol_rows(cells, variants), "Original")):
-            seeds = common_seeds(rows)
-            if not seeds or len(rows) < 2:
-                print(f"### {title}: no seed finished in every folder\n")
-                continue
-            print(f"### {title} (seeds {', '.join(map(str, seeds))})\n")
-            print(rows_table(rows, seeds, (versus, rows[0][1])) + "\n")
+        print(tables(folder, args.variants))
 
 
 if __name__ == "__main__":

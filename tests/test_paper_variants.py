@@ -1,0 +1,85 @@
+"""scripts/experiments/paper_variants.py: the simulation-ratio and protocol tables of issue 14.
+
+Cells are written with ``StudyFolder.write_cell`` as a study writes them; the tables must
+average only the seeds finished in every folder, order FINEST by simulation ratio, and give
+the paired difference and the study's one-tailed Welch p, computed here by hand.
+"""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from recbole_finest.study_folder import StudyFolder
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "experiments", "paper_variants.py")
+GROUP = ("random", "deletion", 0.001)
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("paper_variants", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(folder, seed, method, rbo, jaccard, method_config=None):
+    record = {"model": "SASRec", "dataset": "d", "seed": seed, "selection": GROUP[0], "kind": GROUP[1],
+              "ratio": GROUP[2], "method": method, "base_method": method, "epoch": 50,
+              "method_config": method_config or {},
+              "metrics": {"rbo": rbo, "jaccard@10": jaccard, "mrr": 0.5, "ndcg@10": 0.6}}
+    StudyFolder(str(folder)).write_cell(("SASRec", seed, *GROUP, method), record, None)
+
+
+def _row(text, name):
+    line = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_simulation_table_pairs_seeds_and_tests_finest_against_no_sim(tmp_path):
+    main, sim5 = tmp_path / "d", tmp_path / "d-sim5"
+    no_sim = {2020: 0.90, 2021: 0.91, 2022: 0.92}
+    finest = {2020: 0.93, 2021: 0.92, 2022: 0.95}
+    finest5 = {2020: 0.94, 2021: 0.96}  # seed 2022 not finished in the variant folder
+    for seed in no_sim:
+        _write(main, seed, "original", 0.8 + seed % 3 / 100, 0.5 + seed % 3 / 100)
+        _write(main, seed, "finest_no_sim", no_sim[seed], no_sim[seed] - 0.1)
+        _write(main, seed, "finest", finest[seed], finest[seed] - 0.1)
+    for seed, v in finest5.items():
+        _write(sim5, seed, "original", 0.8 + seed % 3 / 100, 0.5 + seed % 3 / 100)
+        _write(sim5, seed, "finest", v, v - 0.1, {"finest_sim_ratio": 0.05})
+    text = _script().tables(str(main), ["sim5", "sim10", "independent"])
+
+    assert "### Simulation ratio (seeds 2020, 2021)" in text  # the seeds every row has
+    seeds = [2020, 2021]
+    lines = text.splitlines()
+    one = lines.index(next(x for x in lines if x.startswith("| FINEST, simulation 1% ")))
+    five = lines.index(next(x for x in lines if x.startswith("| FINEST, simulation 5% ")))
+    assert one < five
+    row = _row(text, "FINEST, simulation 5% per epoch")
+    mean, std = np.mean([finest5[s] for s in seeds]), np.std([finest5[s] for s in seeds], ddof=1)
+    assert row[1] == f"{mean:.4f} ± {std:.4f}"
+    assert row[5] == f"{np.mean([finest5[s] - no_sim[s] for s in seeds]):+.4f}"
+    p = stats.ttest_ind([finest5[s] for s in seeds], [no_sim[s] for s in seeds], equal_var=False,
+                        alternative="greater").pvalue
+    assert row[6] == f"{p:.3f}"
+    assert "no seed finished in every folder" not in text.split("### Reference protocol")[0]
+    assert "WARNING" not in text
+
+
+def test_a_variant_with_other_pretrained_models_is_flagged(tmp_path, capsys):
+    main, indep = tmp_path / "d", tmp_path / "d-independent"
+    for seed in (2020, 2021):
+        _write(main, seed, "original", 0.8 - seed % 2 / 100, 0.5)
+        _write(main, seed, "finest", 0.9 + seed % 2 / 100, 0.7)
+        _write(indep, seed, "original", 0.8 if seed == 2020 else 0.7, 0.5)
+        _write(indep, seed, "finest", 0.85 + seed % 2 / 50, 0.6)
+    text = _script().tables(str(main), ["independent"])
+    assert "Original of seed 2021 differs" in capsys.readouterr().out
+    row = _row(text, "FINEST, independent")
+    assert row[5] == f"{np.mean([0.85 - 0.8, 0.87 - 0.79]):+.4f}"  # over the main study's Original, by seed
+    assert _row(text, "FINEST, shared")[1] == f"{np.mean([0.9, 0.91]):.4f} ± {np.std([0.9, 0.91], ddof=1):.4f}"
+    with pytest.raises(StopIteration):
+        _row(text, "finest_no_sim, independent")  # no cells: no row
