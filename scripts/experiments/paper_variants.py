@@ -15,7 +15,8 @@ finished in *every* folder of a table count, so each row averages the same seeds
 2. Protocol: each regularized method under ``shared`` and ``independent``, and Original.
 
 The ``original`` cell of a variant folder must equal the main folder's (same pre-trained
-states); a difference is printed as a warning, since it means the rows are not comparable.
+states, to round-off); a difference is printed as a warning, since it means the rows are not
+comparable.
 """
 
 import argparse
@@ -49,10 +50,14 @@ def sim_ratio(record):
     return float(record.get("method_config", {}).get("finest_sim_ratio", 0.01))
 
 
-def check_same_original(main, variant, name):
+def check_same_original(main, variant, name, tolerance=1e-4):
+    """Warn when a variant's Original differs from the main study's by more than ``tolerance`` in a
+    metric: pre-trained states trained again on another machine agree to about 1e-9 in MRR and
+    1e-5 in Jaccard@10 (float round-off changes a few ties), other pre-trained models by far more."""
     for (method, seed), r in variant.items():
         ref = main.get((method, seed))
-        if method == "original" and ref is not None and ref["metrics"] != r["metrics"]:
+        if method == "original" and ref is not None and any(
+                abs(v - ref["metrics"].get(k, math.inf)) > tolerance for k, v in r["metrics"].items()):
             print(f"WARNING: {name}: Original of seed {seed} differs from the main study's "
                   f"({r['metrics']['rbo']} vs {ref['metrics']['rbo']}): not the same pre-trained states")
 
