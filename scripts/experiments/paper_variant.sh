@@ -5,7 +5,10 @@
 # independent: the reference protocol). Runs the study of docs/paper_study/<dataset> with the
 # variant layered last, in its own folder docs/paper_study/<dataset>-<variant>, resumable. The main
 # study's pre-trained states (states/**/{A,B}-pretrained.pth, kept in git) are copied there first,
-# so the variant starts from the same pre-trained A and B without training them again.
+# so the variant starts from the same pre-trained A and B without training them again. For
+# `independent` the main study's fine-tuned A states of finest and finest_no_sim are copied too,
+# where this machine still has them (not kept in git): A is fine-tuned toward its own lists under
+# both protocols, so only B is fine-tuned again.
 # Environment: PY (default .venv/bin/python), OMP_NUM_THREADS (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +21,10 @@ main=docs/paper_study/$dataset
 [ -d "$main" ] || { echo "no main study folder $main" >&2; exit 2; }
 out=docs/paper_study/$dataset-$variant
 if [ -d "$main/states" ]; then
-  (cd "$main" && find states -name '*-pretrained.pth') | while read -r f; do
+  pattern='-name *-pretrained.pth'
+  if [ "$variant" = independent ]; then pattern="$pattern -o -name A-finest*.pth"; fi
+  # shellcheck disable=SC2086
+  (cd "$main" && set -f && find states \( $pattern \)) | while read -r f; do
     mkdir -p "$out/$(dirname "$f")"
     cp -n "$main/$f" "$out/$f"
   done
