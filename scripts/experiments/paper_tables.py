@@ -16,6 +16,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 
 from recbole_finest import report  # noqa: E402
+from recbole_finest.methods import METHODS  # noqa: E402
 from recbole_finest.study_folder import StudyFolder  # noqa: E402
 
 
@@ -44,7 +45,8 @@ def main():
         print(f"## {folder} ({', '.join(datasets) or 'no finished seed'})\n")
         if not records:
             continue
-        methods = list(dict.fromkeys(r["method"] for r in records if report.is_final(r)))
+        found = {r["method"] for r in records if report.is_final(r)}
+        methods = [m for m in ["original", *(m for m in METHODS if m != "original")] if m in found]  # Original first
         stats = report.summarize([r for r in records if report.is_final(r)], methods=methods, reference=args.reference)
         print(report.markdown(stats))
         print(report.epoch_markdown(report.epoch_curves(records, methods=methods)))
