@@ -7,10 +7,22 @@ over the seeds finished so far, FINEST's improvement and one-tailed Welch p agai
 method) for the final epoch, then the RBO-by-epoch table (:func:`recbole_finest.report.epoch_markdown`).
 A group counts only the seeds whose cells are all finished, so every method of a table is
 averaged over the same seeds.
+
+    python scripts/experiments/paper_tables.py docs/paper_study/reddit docs/paper_study/wikipedia \
+        --fill docs/results.md
+
+replaces instead the block between ``<!-- REDDIT_TABLE -->`` and ``<!-- /REDDIT_TABLE -->``
+(the dataset's name in capitals) of that file by the compact table of docs/results.md: per
+method RBO after epochs 5 and 20, mean ± std after 50, the gain over Original (paired by
+seed), Jaccard@10 and the accuracy metrics; then FINEST's one-tailed Welch p against
+Original, ``finest_no_sim`` and the best baseline (the best other method that is not a
+FINEST variant).
 """
 
 import argparse
+import math
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
@@ -34,11 +46,71 @@ def complete_seeds(records):
     return [r for r in records if have[(group(r), r["seed"])] == names[group(r)]]
 
 
+def _mean_std(row, metric):
+    mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+    return f"{mean:.4f}" if row["n_seeds"] < 2 else f"{mean:.4f} ± {std:.4f}"
+
+
+def _p(p):
+    return "n/a" if math.isnan(p) else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
+
+
+def results_block(records, methods, reference="finest"):
+    """The compact Markdown table of docs/results.md for one group (see the module docstring)."""
+    finals = [r for r in records if report.is_final(r)]
+    stats = report.summarize(finals, methods=methods, reference=reference)
+    curves = {(c["method"], c["epoch"]): c for c in report.epoch_curves(records, methods=methods)}
+    metrics = ["jaccard@10", "mrr", "recall@10", "ndcg@10"]
+    seeds = max(r["n_seeds"] for r in stats["summary"])
+    lines = [f"({seeds} seed{'s' if seeds > 1 else ''}: "
+             f"{', '.join(map(str, stats['summary'][0]['seeds']))}; mean ± std over seeds)", "",
+             "| method | RBO@5 | RBO@20 | RBO (50 epochs) | gain over Original | "
+             + " | ".join(report.label(m) for m in metrics) + " |", "|---" * (5 + len(metrics)) + "|"]
+    for row in stats["summary"]:
+        m = row["method"]
+        early = [f"{curves[(m, e)]['rbo_mean']:.4f}" if (m, e) in curves and m != "original" else "-" for e in (5, 20)]
+        final = curves.get((m, 0 if m == "original" else 50))
+        gain = f"{final['gain_pct_mean']:+.1f}%" if final else "-"
+        lines.append(f"| {report.method_label(m)} | " + " | ".join(early) + f" | {_mean_std(row, 'rbo')} | {gain} | "
+                     + " | ".join(_mean_std(row, k) for k in metrics) + " |")
+    tests = {(t["versus"], t["metric"]): t for t in stats["tests"]}
+    baselines = [r for r in stats["summary"] if r["method"] != "original" and not r["method"].startswith("finest")]
+    versus = ["original", "finest_no_sim"]
+    if baselines:
+        versus.append(max(baselines, key=lambda r: r["rbo_mean"])["method"])
+    lines.append("")
+    for other in versus:
+        if (other, "rbo") not in tests:
+            continue
+        label = "best baseline, " if other == versus[-1] and len(versus) == 3 else ""
+        t_rbo, t_jac = tests[(other, "rbo")], tests[(other, "jaccard@10")]
+        lines.append(f"- FINEST vs {label}{report.method_label(other)}: RBO {t_rbo['improvement_pct']:+.1f}% "
+                     f"(p {_p(t_rbo['p'])}), Jaccard@10 {t_jac['improvement_pct']:+.1f}% (p {_p(t_jac['p'])}), "
+                     f"MRR {tests[(other, 'mrr')]['improvement_pct']:+.1f}% (p {_p(tests[(other, 'mrr')]['p'])}).")
+    return "\n".join(lines)
+
+
+def fill(path, blocks):
+    """Replace each ``<!-- NAME -->`` ... ``<!-- /NAME -->`` block of ``path`` by ``blocks[NAME]``."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for name, block in blocks.items():
+        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"{path}: no <!-- {name} --> ... <!-- /{name} --> block")
+        text = pattern.sub(lambda m: m.group(1) + block + m.group(2), text)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("studies", nargs="+", help="study folders")
     parser.add_argument("--reference", default="finest")
+    parser.add_argument("--fill", metavar="MD", help="replace the <!-- <DATASET>_TABLE --> blocks of this file")
     args = parser.parse_args()
+    blocks = {}
     for folder in args.studies:
         records = complete_seeds(StudyFolder(folder).records())
         datasets = sorted({r["dataset"] for r in records})
@@ -47,9 +119,16 @@ def main():
             continue
         found = {r["method"] for r in records if report.is_final(r)}
         methods = [m for m in ["original", *(m for m in METHODS if m != "original")] if m in found]  # Original first
+        if args.fill:
+            for dataset in datasets:
+                blocks[f"{dataset.upper()}_TABLE"] = results_block(
+                    [r for r in records if r["dataset"] == dataset], methods, args.reference)
+            continue
         stats = report.summarize([r for r in records if report.is_final(r)], methods=methods, reference=args.reference)
         print(report.markdown(stats))
         print(report.epoch_markdown(report.epoch_curves(records, methods=methods)))
+    if args.fill:
+        fill(args.fill, blocks)
 
 
 if __name__ == "__main__":

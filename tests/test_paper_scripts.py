@@ -1,4 +1,4 @@
-"""scripts/experiments/paper_variants.py: the simulation-ratio and protocol tables of issue 14.
+"""scripts/experiments/paper_variants.py and paper_tables.py: the tables of issue 14.
 
 Cells are written with ``StudyFolder.write_cell`` as a study writes them; the tables must
 average only the seeds finished in every folder, order FINEST by simulation ratio, and give
@@ -18,19 +18,21 @@ SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "experime
 GROUP = ("random", "deletion", 0.001)
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("paper_variants", SCRIPT)
+def _script(name="paper_variants"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(SCRIPT), f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _write(folder, seed, method, rbo, jaccard, method_config=None):
+def _write(folder, seed, method, rbo, jaccard, method_config=None, epoch=None):
+    label = method if epoch is None else f"{method}@e{epoch}"
     record = {"model": "SASRec", "dataset": "d", "seed": seed, "selection": GROUP[0], "kind": GROUP[1],
-              "ratio": GROUP[2], "method": method, "base_method": method, "epoch": 50,
-              "method_config": method_config or {},
-              "metrics": {"rbo": rbo, "jaccard@10": jaccard, "mrr": 0.5, "ndcg@10": 0.6}}
-    StudyFolder(str(folder)).write_cell(("SASRec", seed, *GROUP, method), record, None)
+              "ratio": GROUP[2], "method": label, "base_method": method,
+              "epoch": 0 if method == "original" else epoch or 50, "method_config": method_config or {},
+              "metrics": {"rbo": rbo, "jaccard@10": jaccard, "mrr": 0.5 + seed % 7 / 100, "recall@10": 0.7,
+                          "ndcg@10": 0.6}}
+    StudyFolder(str(folder)).write_cell(("SASRec", seed, *GROUP, label), record, None)
 
 
 def _row(text, name):
@@ -84,3 +86,34 @@ def test_a_variant_with_other_pretrained_models_is_flagged(tmp_path, capsys):
     assert _row(text, "FINEST, shared")[1] == f"{np.mean([0.9, 0.91]):.4f} ± {np.std([0.9, 0.91], ddof=1):.4f}"
     with pytest.raises(StopIteration):
         _row(text, "finest_no_sim, independent")  # no cells: no row
+
+
+def test_results_block_gains_by_seed_and_tests_against_the_best_baseline(tmp_path):
+    """paper_tables --fill: the gain column is paired by seed, the best baseline is the best method
+    that is not a FINEST variant, its p is the one-tailed Welch p; the block replaces its markers."""
+    tables = _script("paper_tables")
+    values = {"original": (0.80, 0.82), "finest": (0.95, 0.97), "finest_no_sim": (0.96, 0.965),
+              "random": (0.78, 0.77), "acae": (0.85, 0.88)}
+    for method, by_seed in values.items():
+        for seed, v in zip((2020, 2021), by_seed):
+            _write(tmp_path, seed, method, v, v - 0.3)
+            if method != "original":
+                _write(tmp_path, seed, method, v - 0.05, v - 0.35, epoch=5)
+                _write(tmp_path, seed, method, v - 0.01, v - 0.31, epoch=20)
+    records = tables.complete_seeds(StudyFolder(str(tmp_path)).records())
+    block = tables.results_block(records, ["original", "finest", "finest_no_sim", "random", "acae"])
+    row = _row(block, "FINEST")
+    assert row[1:3] == [f"{np.mean([0.90, 0.92]):.4f}", f"{np.mean([0.94, 0.96]):.4f}"]  # epochs 5, 20
+    assert row[3] == f"{np.mean([0.95, 0.97]):.4f} ± {np.std([0.95, 0.97], ddof=1):.4f}"
+    assert row[4] == f"{np.mean([100 * (0.95 - 0.80) / 0.80, 100 * (0.97 - 0.82) / 0.82]):+.1f}%"
+    best = next(line for line in block.splitlines() if "best baseline" in line)
+    assert "best baseline, acae" in best  # finest_no_sim is higher but an ablation, not a baseline
+    p = stats.ttest_ind([0.95, 0.97], [0.85, 0.88], equal_var=False, alternative="greater").pvalue
+    assert f"RBO {100 * (0.96 - 0.865) / 0.865:+.1f}% (p {p:.3f})" in best
+
+    doc = tmp_path / "results.md"
+    doc.write_text("before\n<!-- D_TABLE -->\nold\n<!-- /D_TABLE -->\nafter\n")
+    tables.fill(str(doc), {"D_TABLE": "new"})
+    assert doc.read_text() == "before\n<!-- D_TABLE -->\nnew\n<!-- /D_TABLE -->\nafter\n"
+    with pytest.raises(SystemExit, match="E_TABLE"):
+        tables.fill(str(doc), {"E_TABLE": "x"})
