@@ -54,7 +54,7 @@ def test_simulation_table_pairs_seeds_and_tests_finest_against_no_sim(tmp_path):
         _write(sim5, seed, "finest", v, v - 0.1, {"finest_sim_ratio": 0.05})
     text = _script().tables(str(main), ["sim5", "sim10", "independent"])
 
-    assert "### Simulation ratio (seeds 2020, 2021)" in text  # the seeds every row has
+    assert "Simulation ratio (seeds 2020, 2021):" in text  # the seeds every row has
     seeds = [2020, 2021]
     lines = text.splitlines()
     one = lines.index(next(x for x in lines if x.startswith("| FINEST, simulation 1% ")))
@@ -67,7 +67,7 @@ def test_simulation_table_pairs_seeds_and_tests_finest_against_no_sim(tmp_path):
     p = stats.ttest_ind([finest5[s] for s in seeds], [no_sim[s] for s in seeds], equal_var=False,
                         alternative="greater").pvalue
     assert row[6] == f"{p:.3f}"
-    assert "no seed finished in every folder" not in text.split("### Reference protocol")[0]
+    assert "no seed finished in every folder" not in text.split("Reference protocol")[0]
     assert "WARNING" not in text
 
 
@@ -115,5 +115,8 @@ def test_results_block_gains_by_seed_and_tests_against_the_best_baseline(tmp_pat
     doc.write_text("before\n<!-- D_TABLE -->\nold\n<!-- /D_TABLE -->\nafter\n")
     tables.fill(str(doc), {"D_TABLE": "new"})
     assert doc.read_text() == "before\n<!-- D_TABLE -->\nnew\n<!-- /D_TABLE -->\nafter\n"
+    doc.write_text("<!-- D_TABLE -->\n<!-- /D_TABLE -->\n")  # an empty block
+    tables.fill(str(doc), {"D_TABLE": "new\nlines"})
+    assert doc.read_text() == "<!-- D_TABLE -->\nnew\nlines\n<!-- /D_TABLE -->\n"
     with pytest.raises(SystemExit, match="E_TABLE"):
         tables.fill(str(doc), {"E_TABLE": "x"})

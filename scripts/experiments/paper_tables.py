@@ -95,10 +95,10 @@ def fill(path, blocks):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     for name, block in blocks.items():
-        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- {name} -->\n)(?:.*?\n)?(<!-- /{name} -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"{path}: no <!-- {name} --> ... <!-- /{name} --> block")
-        text = pattern.sub(lambda m: m.group(1) + block + m.group(2), text)
+        text = pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(path + ".tmp", path)

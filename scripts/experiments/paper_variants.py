@@ -14,6 +14,9 @@ finished in *every* folder of a table count, so each row averages the same seeds
    "FINEST > finest_no_sim" (``recbole_finest.report.welch``, the study's test).
 2. Protocol: each regularized method under ``shared`` and ``independent``, and Original.
 
+With ``--fill docs/results.md`` the tables replace the block between ``<!-- REDDIT_VARIANTS -->``
+and ``<!-- /REDDIT_VARIANTS -->`` (the folder's dataset in capitals) instead of being printed.
+
 The ``original`` cell of a variant folder must equal the main folder's (same pre-trained
 states, to round-off); a difference is printed as a warning, since it means the rows are not
 comparable.
@@ -27,9 +30,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+sys.path.insert(0, os.path.dirname(__file__))
 
 from recbole_finest import report  # noqa: E402
 from recbole_finest.study_folder import StudyFolder  # noqa: E402
+from paper_tables import fill  # noqa: E402
 
 METRICS = ("rbo", "jaccard@10", "mrr", "ndcg@10")
 
@@ -117,14 +122,14 @@ def tables(folder, variant_names):
     variants = {v: final_cells(f"{folder}-{v}") for v in variant_names}
     for v, c in variants.items():
         check_same_original(cells, c, f"{folder}-{v}")
-    out = [f"## {folder}\n"]
+    out = []
     for title, rows, versus in (("Simulation ratio", simulation_rows(cells, variants), "finest_no_sim"),
                                 ("Reference protocol", protocol_rows(cells, variants), "Original")):
         seeds = common_seeds(rows)
         if not seeds or len(rows) < 2:
-            out.append(f"### {title}: no seed finished in every folder\n")
+            out.append(f"{title}: no seed finished in every folder so far.\n")
             continue
-        out.append(f"### {title} (seeds {', '.join(map(str, seeds))})\n")
+        out.append(f"{title} (seeds {', '.join(map(str, seeds))}):\n")
         out.append(rows_table(rows, seeds, (versus, rows[0][1])) + "\n")
     return "\n".join(out)
 
@@ -133,9 +138,20 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("studies", nargs="+", help="main study folders; their variants are <folder>-<variant>")
     parser.add_argument("--variants", nargs="+", default=["sim5", "sim10", "independent"])
+    parser.add_argument("--fill", metavar="MD", help="replace the <!-- <DATASET>_VARIANTS --> blocks of this file")
     args = parser.parse_args()
+    blocks = {}
     for folder in args.studies:
-        print(tables(folder, args.variants))
+        text = tables(folder, args.variants)
+        if not args.fill:
+            print(f"## {folder}\n\n{text}")
+            continue
+        datasets = {r["dataset"] for r in final_cells(folder).values()}
+        if len(datasets) != 1:
+            raise SystemExit(f"{folder}: no finished cell, or cells of several datasets: {sorted(datasets)}")
+        blocks[f"{datasets.pop().upper()}_VARIANTS"] = text.rstrip("\n")
+    if args.fill:
+        fill(args.fill, blocks)
 
 
 if __name__ == "__main__":
