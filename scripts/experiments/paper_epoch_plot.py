@@ -1,6 +1,7 @@
 """Issue-14 figure: RBO gain over Original vs fine-tuning epochs for FINEST, finest_no_sim and the best baseline.
 
-Reads the finished cells of study folders (a study still running included) and draws one
+Reads the finished cells of study folders (a study still running included; the seeds whose
+cells are all finished) and draws one
 panel per (dataset, model, selection, kind, ratio):
 
     python scripts/experiments/paper_epoch_plot.py runs/paper-reddit runs/paper-wikipedia \
@@ -14,22 +15,12 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+sys.path.insert(0, os.path.dirname(__file__))
 
 from recbole_finest import report  # noqa: E402
 from recbole_finest.study_folder import StudyFolder  # noqa: E402
-
-
-def best_baseline(cells, metric="rbo"):
-    """The final-epoch method, neither Original nor a FINEST variant, with the highest mean ``metric``."""
-    values = {}
-    for c in cells:
-        method = c["method"]
-        if report.is_final(c) and method != "original" and not method.startswith("finest") and metric in c["metrics"]:
-            values.setdefault(method, []).append(c["metrics"][metric])
-    return max(values, key=lambda m: np.mean(values[m])) if values else None
+from paper_tables import best_baseline, complete_seeds  # noqa: E402
 
 
 def main():
@@ -41,7 +32,7 @@ def main():
     args = parser.parse_args()
     cells, methods = [], list(args.methods or ["finest", "finest_no_sim"])
     for folder in args.studies:
-        study = StudyFolder(folder).records()
+        study = complete_seeds(StudyFolder(folder).records())  # every method over the same seeds
         best = None if args.methods else best_baseline(study)
         if best and best not in methods:
             methods.append(best)
