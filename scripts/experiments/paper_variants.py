@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from recbole_finest import report  # noqa: E402
 from recbole_finest.study_folder import StudyFolder  # noqa: E402
-from paper_tables import fill  # noqa: E402
+from paper_tables import _p, fill  # noqa: E402
 
 METRICS = ("rbo", "jaccard@10", "mrr", "ndcg@10")
 
@@ -82,7 +82,7 @@ def rows_table(rows, seeds, versus):
         else:
             diff = [by_seed[s]["metrics"]["rbo"] - base[s]["metrics"]["rbo"] for s in seeds]
             p = [report.welch(values[m], [base[s]["metrics"][m] for s in seeds])[1] for m in ("rbo", "jaccard@10")]
-            cells += [f"{np.mean(diff):+.4f}"] + [("n/a" if math.isnan(x) else f"{x:.3f}") for x in p]
+            cells += [f"{np.mean(diff):+.4f}"] + [_p(x) for x in p]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
