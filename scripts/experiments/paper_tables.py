@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 
 from recbole_finest import report  # noqa: E402
+from recbole_finest.fileio import write_text  # noqa: E402
 from recbole_finest.methods import METHODS  # noqa: E402
 from recbole_finest.study_folder import StudyFolder  # noqa: E402
 
@@ -108,9 +109,7 @@ def fill(path, blocks):
         if not pattern.search(text):
             raise SystemExit(f"{path}: no <!-- {name} --> ... <!-- /{name} --> block")
         text = pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    write_text(path, text)
 
 
 def main():
