@@ -4,7 +4,7 @@
 # <variant>: a file of properties/study/variants/ (sim5, sim10: FINEST's simulation ratio;
 # independent: the reference protocol). Runs the study of docs/paper_study/<dataset> with the
 # variant layered last, in its own folder docs/paper_study/<dataset>-<variant>, resumable. The main
-# study's pre-trained states (states/**/{A,B}-pretrained.pth, kept in git) are copied there first,
+# study's pre-trained states (states/**/{A,B}-pretrained.pth, where this machine has them) are copied first,
 # so the variant starts from the same pre-trained A and B without training them again. For
 # `independent` the main study's fine-tuned A states of finest and finest_no_sim are copied too,
 # where this machine still has them (not kept in git): A is fine-tuned toward its own lists under
