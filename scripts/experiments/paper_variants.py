@@ -116,9 +116,10 @@ def protocol_rows(main, variants):
     return [r for r in rows if r[1]]
 
 
-def tables(folder, variant_names):
-    """Markdown of the two tables of main study folder ``folder`` and its ``<folder>-<variant>`` folders."""
-    cells = final_cells(folder)
+def tables(folder, variant_names, cells=None):
+    """Markdown of the two tables of main study folder ``folder`` (``cells``: its :func:`final_cells`,
+    read when not given) and its ``<folder>-<variant>`` folders."""
+    cells = final_cells(folder) if cells is None else cells
     variants = {v: final_cells(f"{folder}-{v}") for v in variant_names}
     for v, c in variants.items():
         check_same_original(cells, c, f"{folder}-{v}")
@@ -142,11 +143,12 @@ def main():
     args = parser.parse_args()
     blocks = {}
     for folder in args.studies:
-        text = tables(folder, args.variants)
+        cells = final_cells(folder)
+        text = tables(folder, args.variants, cells)
         if not args.fill:
             print(f"## {folder}\n\n{text}")
             continue
-        datasets = {r["dataset"] for r in final_cells(folder).values()}
+        datasets = {r["dataset"] for r in cells.values()}
         if len(datasets) != 1:
             raise SystemExit(f"{folder}: no finished cell, or cells of several datasets: {sorted(datasets)}")
         blocks[f"{datasets.pop().upper()}_VARIANTS"] = text.rstrip("\n")
