@@ -161,11 +161,12 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
         n_model = sum(len(m) for perts in seeds.values() for m in perts.values())
         progress.update(n_model - sum(len(t[2]) for t in todo))  # finished earlier
         config = configs[model]
+        # the settings of this run, next to its grid in study.json (also when every cell is cached)
+        write_text(os.path.join(folder.root, f"config-{model}.yaml"),
+                   yaml.safe_dump(resolved_config(config), sort_keys=True))
         if not any(t[2] for t in todo):
             logger.info(f"{model}: all {n_model} cells finished earlier")
         else:
-            write_text(os.path.join(folder.root, f"config-{model}.yaml"),
-                       yaml.safe_dump(resolved_config(config), sort_keys=True))
             _, (train_data, valid_data, test_data) = load_data(config)
             context = ModelContext(config, train_data, valid_data, test_data, folder, saved, config["show_progress"])
             family = config["perturb_family"] or "interaction"

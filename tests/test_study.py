@@ -5,9 +5,11 @@ import csv
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats
 
 from recbole_finest import report
@@ -283,3 +285,18 @@ def test_changed_settings_are_refused_on_resume(study, tmp_path):
     with _cwd(tmp_path), pytest.raises(ValueError, match="hidden_size"):
         run_study(dataset="ml-100k", config_dict={**TINY, **GRID, "hidden_size": 16,
                                                   "study_dir": str(study["folder"])})
+
+
+def test_config_and_grid_files_describe_the_latest_run(study, tmp_path):
+    """A run whose cells are all cached still rewrites config-<model>.yaml, so it agrees with study.json."""
+    folder = tmp_path / "study"
+    shutil.copytree(study["folder"], folder, ignore=shutil.ignore_patterns("states"))
+    cfg = {**TINY, **GRID, "study_dir": str(folder), "checkpoint_dir": str(tmp_path / "saved")}
+    for seeds in ([2020], [2020, 2021]):
+        with _cwd(tmp_path):
+            result = run_study(dataset="ml-100k", config_dict={**cfg, "study_seeds": seeds, "study_grids": []})
+        assert result["computed"] == 0  # every cell cached: nothing trained or evaluated
+        with open(folder / "config-SASRec.yaml", encoding="utf-8") as f:
+            assert yaml.safe_load(f)["study_seeds"] == seeds
+        with open(folder / "study.json", encoding="utf-8") as f:
+            assert json.load(f)["grids"][0]["seeds"] == seeds
