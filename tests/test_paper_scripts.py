@@ -120,3 +120,20 @@ def test_results_block_gains_by_seed_and_tests_against_the_best_baseline(tmp_pat
     assert doc.read_text() == "<!-- D_TABLE -->\nnew\nlines\n<!-- /D_TABLE -->\n"
     with pytest.raises(SystemExit, match="E_TABLE"):
         tables.fill(str(doc), {"E_TABLE": "x"})
+
+
+def test_a_method_added_later_cuts_seeds_unless_the_methods_are_named(tmp_path):
+    """A method run on one seed of a finished study: by default every method is averaged over that
+    seed only; only_methods leaves it out, so the others keep all their seeds."""
+    tables = _script("paper_tables")
+    for seed in (2020, 2021, 2022):
+        _write(tmp_path, seed, "original", 0.80 + seed % 3 / 100, 0.5)
+        _write(tmp_path, seed, "finest", 0.95, 0.7)
+        _write(tmp_path, seed, "finest", 0.93, 0.68, epoch=20)
+    _write(tmp_path, 2020, "vat", 0.85, 0.6)
+    records = StudyFolder(str(tmp_path)).records()
+    assert {r["seed"] for r in tables.complete_seeds(records)} == {2020}
+    kept = tables.complete_seeds(tables.only_methods(records, {"original", "finest"}))
+    assert {r["seed"] for r in kept} == {2020, 2021, 2022}
+    assert {r["method"] for r in kept} == {"original", "finest", "finest@e20"}  # every epoch of a method
+    assert tables.only_methods(records, set()) == records

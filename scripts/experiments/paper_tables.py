@@ -17,6 +17,10 @@ method RBO after epochs 5 and 20, mean ± std after 50, the gain over Original (
 seed), Jaccard@10 and the accuracy metrics; then FINEST's one-tailed Welch p against
 Original, ``finest_no_sim`` and the best baseline (the best other method that is not a
 FINEST variant).
+
+``--methods original,finest,...`` reads only those methods' cells: a method added to a
+finished study and not yet run on every seed would otherwise cut the table to the seeds it
+has.
 """
 
 import argparse
@@ -47,6 +51,11 @@ def complete_seeds(records):
     for r in records:
         have.setdefault((group(r), r["seed"]), set()).add(r["method"])
     return [r for r in records if have[(group(r), r["seed"])] == names[group(r)]]
+
+
+def only_methods(records, methods):
+    """The records of ``methods`` (base method names; every epoch of each), all if ``methods`` is empty."""
+    return [r for r in records if not methods or r.get("base_method", r["method"]) in methods]
 
 
 def best_baseline(cells, metric="rbo"):
@@ -117,10 +126,12 @@ def main():
     parser.add_argument("studies", nargs="+", help="study folders")
     parser.add_argument("--reference", default="finest")
     parser.add_argument("--fill", metavar="MD", help="replace the <!-- <DATASET>_TABLE --> blocks of this file")
+    parser.add_argument("--methods", default="", help="comma-separated methods to read (default: every method)")
     args = parser.parse_args()
+    wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
     blocks = {}
     for folder in args.studies:
-        records = complete_seeds(StudyFolder(folder).records())
+        records = complete_seeds(only_methods(StudyFolder(folder).records(), wanted))
         datasets = sorted({r["dataset"] for r in records})
         print(f"## {folder} ({', '.join(datasets) or 'no finished seed'})\n")
         if not records:
