@@ -129,6 +129,8 @@ def main():
     parser.add_argument("--methods", default="", help="comma-separated methods to read (default: every method)")
     args = parser.parse_args()
     wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
+    if wanted - set(METHODS):
+        parser.error(f"--methods: unknown method(s) {', '.join(sorted(wanted - set(METHODS)))}")
     blocks = {}
     for folder in args.studies:
         records = complete_seeds(only_methods(StudyFolder(folder).records(), wanted))
