@@ -33,7 +33,7 @@ from recbole_finest.report.plots import (
 )
 from recbole_finest.report.search import search_columns, write_search_report
 from recbole_finest.report.stats import (
-    best_tests, epoch_curves, group_cells, is_final, summarize, user_group_stability, welch,
+    base_method, best_tests, epoch_curves, group_cells, is_final, summarize, user_group_stability, welch,
 )
 from recbole_finest.report.tables import _finite, epoch_markdown, markdown, to_csv, to_markdown, write_tables
 
@@ -41,7 +41,8 @@ __all__ = [
     "GROUP_KEYS", "LABELS", "METRICS", "label", "method_label", "metric_keys", "ratio_label", "stability_keys",
     "pareto_front", "plot_epoch_gain", "plot_frontier", "plot_methods", "plot_scale", "plot_user_groups",
     "search_columns", "write_search_report",
-    "best_tests", "epoch_curves", "group_cells", "is_final", "summarize", "user_group_stability", "welch",
+    "base_method", "best_tests", "epoch_curves", "group_cells", "is_final", "summarize", "user_group_stability",
+    "welch",
     "epoch_markdown", "markdown", "to_csv", "to_markdown", "write_tables",
     "_finite", "_pyplot", "_save",  # used by recbole_finest.update.report
 ]

@@ -132,9 +132,14 @@ def user_group_stability(original, finetuned, fraction=0.2, metrics=None):
     return out
 
 
+def base_method(cell):
+    """The method a cell belongs to: ``finest`` for ``finest@e5`` (cells without ``base_method``: their own)."""
+    return cell.get("base_method", cell["method"])
+
+
 def is_final(cell):
     """True for a method's final cell (not an intermediate-epoch ``<method>@e<epoch>`` cell)."""
-    return cell.get("base_method", cell["method"]) == cell["method"]
+    return base_method(cell) == cell["method"]
 
 
 def epoch_curves(cells, metric="rbo", baseline="original", methods=None):
@@ -154,7 +159,7 @@ def epoch_curves(cells, metric="rbo", baseline="original", methods=None):
             if c["method"] == baseline and metric in c["metrics"]}
     series = OrderedDict()
     for c in cells:
-        method = c.get("base_method", c["method"])
+        method = base_method(c)
         epoch = 0 if method == baseline else c.get("epoch")
         group = tuple(c[k] for k in GROUP_KEYS)
         if epoch is None or metric not in c["metrics"] or (group, c["seed"]) not in base:

@@ -55,7 +55,7 @@ def complete_seeds(records):
 
 def only_methods(records, methods):
     """The records of ``methods`` (base method names; every epoch of each), all if ``methods`` is empty."""
-    return [r for r in records if not methods or r.get("base_method", r["method"]) in methods]
+    return [r for r in records if not methods or report.base_method(r) in methods]
 
 
 def best_baseline(cells, metric="rbo"):
@@ -129,8 +129,9 @@ def main():
     parser.add_argument("--methods", default="", help="comma-separated methods to read (default: every method)")
     args = parser.parse_args()
     wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
-    if wanted - set(METHODS):
-        parser.error(f"--methods: unknown method(s) {', '.join(sorted(wanted - set(METHODS)))}")
+    unknown = sorted(wanted - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown method(s) {', '.join(unknown)}")
     blocks = {}
     for folder in args.studies:
         records = complete_seeds(only_methods(StudyFolder(folder).records(), wanted))
