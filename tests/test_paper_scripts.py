@@ -25,14 +25,14 @@ def _script(name="paper_variants"):
     return module
 
 
-def _write(folder, seed, method, rbo, jaccard, method_config=None, epoch=None):
+def _write(folder, seed, method, rbo, jaccard, method_config=None, epoch=None, group=GROUP):
     label = method if epoch is None else f"{method}@e{epoch}"
-    record = {"model": "SASRec", "dataset": "d", "seed": seed, "selection": GROUP[0], "kind": GROUP[1],
-              "ratio": GROUP[2], "method": label, "base_method": method,
+    record = {"model": "SASRec", "dataset": "d", "seed": seed, "selection": group[0], "kind": group[1],
+              "ratio": group[2], "method": label, "base_method": method,
               "epoch": 0 if method == "original" else epoch or 50, "method_config": method_config or {},
               "metrics": {"rbo": rbo, "jaccard@10": jaccard, "mrr": 0.5 + seed % 7 / 100, "recall@10": 0.7,
                           "ndcg@10": 0.6}}
-    StudyFolder(str(folder)).write_cell(("SASRec", seed, *GROUP, label), record, None)
+    StudyFolder(str(folder)).write_cell(("SASRec", seed, *group, label), record, None)
 
 
 def _row(text, name):
@@ -52,6 +52,8 @@ def test_simulation_table_pairs_seeds_and_tests_finest_against_no_sim(tmp_path):
     for seed, v in finest5.items():
         _write(sim5, seed, "original", 0.8 + seed % 3 / 100, 0.5 + seed % 3 / 100)
         _write(sim5, seed, "finest", v, v - 0.1, {"finest_sim_ratio": 0.05})
+    for seed in no_sim:  # CASPER cells in the main folder: not read (the variants are on random deletion)
+        _write(main, seed, "finest", 0.5, 0.4, group=("casper", "deletion", 0.001))
     text = _script().tables(str(main), ["sim5", "sim10", "independent"])
 
     assert "Simulation ratio (seeds 2020, 2021):" in text  # the seeds every row has
@@ -69,6 +71,11 @@ def test_simulation_table_pairs_seeds_and_tests_finest_against_no_sim(tmp_path):
     assert row[6] == f"{p:.3f}"
     assert "no seed finished in every folder" not in text.split("Reference protocol")[0]
     assert "WARNING" not in text
+    row = _row(text, "FINEST, simulation 1% per epoch")
+    assert row[1] == f"{np.mean([finest[s] for s in seeds]):.4f} ± {np.std([finest[s] for s in seeds], ddof=1):.4f}"
+    casper = _script().final_cells(str(main), selection="casper")
+    assert sorted(casper) == [("finest", s) for s in sorted(no_sim)]
+    assert {r["metrics"]["rbo"] for r in casper.values()} == {0.5}
 
 
 def test_a_variant_with_other_pretrained_models_is_flagged(tmp_path, capsys):
@@ -137,3 +144,47 @@ def test_a_method_added_later_cuts_seeds_unless_the_methods_are_named(tmp_path):
     assert {r["seed"] for r in kept} == {2020, 2021, 2022}
     assert {r["method"] for r in kept} == {"original", "finest", "finest@e20"}  # every epoch of a method
     assert tables.only_methods(records, set()) == records
+
+
+def test_fill_writes_one_block_per_selection_and_never_mixes_them(tmp_path):
+    """Random and CASPER cells of one folder: two blocks, each averaged over its own cells only; a
+    group whose seeds are not all finished has no block; two kinds under one name are an error."""
+    tables = _script("paper_tables")
+    casper = ("casper", "deletion", 0.001)
+    for seed in (2020, 2021):
+        _write(tmp_path, seed, "original", 0.80, 0.5)
+        _write(tmp_path, seed, "finest", 0.95 + seed % 2 / 100, 0.7)
+        _write(tmp_path, seed, "original", 0.70, 0.4, group=casper)
+        _write(tmp_path, seed, "finest", 0.90 - seed % 2 / 100, 0.6, group=casper)
+    _write(tmp_path, 2022, "original", 0.1, 0.1, group=casper)  # seed 2022 of CASPER not finished
+    blocks = tables.table_blocks(tables.complete_seeds(StudyFolder(str(tmp_path)).records()))
+    assert sorted(blocks) == ["D_SASREC_CASPER_TABLE", "D_SASREC_RANDOM_TABLE"]
+    assert {r["selection"] for r in blocks["D_SASREC_CASPER_TABLE"]} == {"casper"}
+    assert {r["seed"] for r in blocks["D_SASREC_CASPER_TABLE"]} == {2020, 2021}
+    block = tables.results_block(blocks["D_SASREC_CASPER_TABLE"], ["original", "finest"])
+    assert _row(block, "FINEST")[3] == f"{np.mean([0.90, 0.89]):.4f} ± {np.std([0.90, 0.89], ddof=1):.4f}"
+    assert _row(block, "Original")[3] == "0.7000 ± 0.0000"
+    _write(tmp_path, 2020, "original", 0.7, 0.4, group=("casper", "insertion", 0.001))
+    with pytest.raises(SystemExit, match="D_SASREC_CASPER_TABLE"):
+        tables.table_blocks(StudyFolder(str(tmp_path)).records())
+
+
+def test_each_epoch_panel_shows_its_own_best_baseline(tmp_path):
+    """paper_epoch_plot: acae is the best baseline on random deletion and vat on CASPER; each
+    panel keeps FINEST, finest_no_sim, Original and its own best only."""
+    plot = _script("paper_epoch_plot")
+    casper = ("casper", "deletion", 0.001)
+    rbo = {GROUP: {"acae": 0.86, "vat": 0.84}, casper: {"acae": 0.80, "vat": 0.83}}
+    for group, baselines in rbo.items():
+        for method, v in {"original": 0.8, "finest": 0.95, "finest_no_sim": 0.94, **baselines}.items():
+            _write(tmp_path, 2020, method, v, v - 0.3, group=group)
+            if method != "original":
+                _write(tmp_path, 2020, method, v, v - 0.3, group=group, epoch=5)
+    cells, methods = plot.panel_cells(StudyFolder(str(tmp_path)).records())
+    assert methods[:2] == ["finest", "finest_no_sim"] and sorted(methods[2:]) == ["acae", "vat"]
+    shown = {(c["selection"], c["base_method"]) for c in cells}
+    assert shown == {(sel, m) for sel, best in (("random", "acae"), ("casper", "vat"))
+                     for m in ("original", "finest", "finest_no_sim", best)}
+    cells, methods = plot.panel_cells(StudyFolder(str(tmp_path)).records(), ["finest", "vat"])
+    assert methods == ["finest", "vat"] and {c["base_method"] for c in cells} == {"original", "finest", "vat"}
+    assert plot.report.plot_epoch_gain(cells, str(tmp_path / "g.png"), methods=methods) == 2

@@ -11,8 +11,10 @@ averaged over the same seeds.
     python scripts/experiments/paper_tables.py docs/paper_study/reddit docs/paper_study/wikipedia \
         --fill docs/results.md
 
-replaces instead the block between ``<!-- REDDIT_TABLE -->`` and ``<!-- /REDDIT_TABLE -->``
-(the dataset's name in capitals) of that file by the compact table of docs/results.md: per
+replaces instead, per group of cells (dataset, model, perturbation selection), the block between
+``<!-- REDDIT_SASREC_RANDOM_TABLE -->`` and ``<!-- /REDDIT_SASREC_RANDOM_TABLE -->`` (dataset,
+model and selection in capitals; two groups of one folder that differ only in kind or ratio are
+an error) of that file by the compact table of docs/results.md: per
 method RBO after epochs 5 and 20, mean ± std after 50, the gain over Original (paired by
 seed), Jaccard@10 and the accuracy metrics; then FINEST's one-tailed Welch p against
 Original, ``finest_no_sim`` and the best baseline (the best other method that is not a
@@ -66,6 +68,25 @@ def best_baseline(cells, metric="rbo"):
         if report.is_final(c) and method != "original" and not method.startswith("finest") and metric in c["metrics"]:
             values.setdefault(method, []).append(c["metrics"][metric])
     return max(values, key=lambda m: np.mean(values[m])) if values else None
+
+
+def table_blocks(records):
+    """``{block name: records}``: one docs/results.md block per (dataset, model, selection) of ``records``."""
+    blocks, keys = {}, {}
+    for r in records:
+        name = f"{r['dataset']}_{r['model']}_{r['selection']}_TABLE".upper()
+        key = tuple(r[k] for k in report.GROUP_KEYS) + (r["dataset"],)
+        if keys.setdefault(name, key) != key:
+            raise SystemExit(f"block {name}: cells of two groups ({keys[name]} and {key}); "
+                             "one block per dataset, model and selection")
+        blocks.setdefault(name, []).append(r)
+    return blocks
+
+
+def ordered_methods(records):
+    """The final-epoch methods of ``records``, Original first, then in the order of METHODS."""
+    found = {r["method"] for r in records if report.is_final(r)}
+    return [m for m in ["original", *(m for m in METHODS if m != "original")] if m in found]
 
 
 def _mean_std(row, metric):
@@ -125,7 +146,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("studies", nargs="+", help="study folders")
     parser.add_argument("--reference", default="finest")
-    parser.add_argument("--fill", metavar="MD", help="replace the <!-- <DATASET>_TABLE --> blocks of this file")
+    parser.add_argument("--fill", metavar="MD",
+                        help="replace the <!-- <DATASET>_<MODEL>_<SELECTION>_TABLE --> blocks of this file")
     parser.add_argument("--methods", default="", help="comma-separated methods to read (default: every method)")
     args = parser.parse_args()
     wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
@@ -139,13 +161,14 @@ def main():
         print(f"## {folder} ({', '.join(datasets) or 'no finished seed'})\n")
         if not records:
             continue
-        found = {r["method"] for r in records if report.is_final(r)}
-        methods = [m for m in ["original", *(m for m in METHODS if m != "original")] if m in found]  # Original first
         if args.fill:
-            for dataset in datasets:
-                blocks[f"{dataset.upper()}_TABLE"] = results_block(
-                    [r for r in records if r["dataset"] == dataset], methods, args.reference)
+            for name, group in table_blocks(records).items():
+                if name in blocks:
+                    raise SystemExit(f"block {name}: cells in more than one study folder")
+                blocks[name] = results_block(group, ordered_methods(group), args.reference)
+                print(f"{name}: {len(group)} cells")
             continue
+        methods = ordered_methods(records)
         stats = report.summarize([r for r in records if report.is_final(r)], methods=methods, reference=args.reference)
         print(report.markdown(stats))
         print(report.epoch_markdown(report.epoch_curves(records, methods=methods)))

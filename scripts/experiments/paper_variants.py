@@ -6,7 +6,9 @@ For a main study folder ``D`` (``original``, ``finest`` with ``finest_sim_ratio`
 ``finest_no_sim``, ...) the variants are the folders ``D-<variant>`` written by
 ``scripts/experiments/paper_variant.sh`` (``sim5``, ``sim10``: FINEST at 5% / 10%;
 ``independent``: B fine-tuned toward its own lists). Only the final-epoch cells of seeds
-finished in *every* folder of a table count, so each row averages the same seeds. Tables:
+finished in *every* folder of a table count, so each row averages the same seeds; only the cells
+of one perturbation selection (``--selection``, default ``random``, the variants') are read, so the
+main folder's CASPER cells are left out. Tables:
 
 1. Simulation: ``finest_no_sim`` (ratio 0) and FINEST at every ratio found; per row mean ±
    std over seeds of RBO, Jaccard@10, MRR, NDCG@10, then FINEST minus ``finest_no_sim`` in
@@ -39,11 +41,12 @@ from paper_tables import _p, fill  # noqa: E402
 METRICS = ("rbo", "jaccard@10", "mrr", "ndcg@10")
 
 
-def final_cells(folder):
-    """``{(method, seed): record}`` of the folder's final-epoch cells (one group: the reduced study's)."""
+def final_cells(folder, selection="random"):
+    """``{(method, seed): record}`` of the folder's final-epoch cells of perturbation ``selection``
+    (one group: the reduced study's; a main folder also holds the CASPER cells)."""
     if not os.path.isdir(folder):
         return {}
-    records = [r for r in StudyFolder(folder).records() if report.is_final(r)]
+    records = [r for r in StudyFolder(folder).records() if report.is_final(r) and r["selection"] == selection]
     groups = {tuple(r[k] for k in report.GROUP_KEYS) for r in records}
     if len(groups) > 1:
         raise SystemExit(f"{folder}: more than one (model, selection, kind, ratio) group: {sorted(groups)}")
@@ -116,11 +119,11 @@ def protocol_rows(main, variants):
     return [r for r in rows if r[1]]
 
 
-def tables(folder, variant_names, cells=None):
+def tables(folder, variant_names, cells=None, selection="random"):
     """Markdown of the two tables of main study folder ``folder`` (``cells``: its :func:`final_cells`,
-    read when not given) and its ``<folder>-<variant>`` folders."""
-    cells = final_cells(folder) if cells is None else cells
-    variants = {v: final_cells(f"{folder}-{v}") for v in variant_names}
+    read when not given) and its ``<folder>-<variant>`` folders, on perturbation ``selection``."""
+    cells = final_cells(folder, selection) if cells is None else cells
+    variants = {v: final_cells(f"{folder}-{v}", selection) for v in variant_names}
     for v, c in variants.items():
         check_same_original(cells, c, f"{folder}-{v}")
     out = []
@@ -139,12 +142,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("studies", nargs="+", help="main study folders; their variants are <folder>-<variant>")
     parser.add_argument("--variants", nargs="+", default=["sim5", "sim10", "independent"])
+    parser.add_argument("--selection", default="random",
+                        help="the perturbation selection of the cells compared (default: random, the variants')")
     parser.add_argument("--fill", metavar="MD", help="replace the <!-- <DATASET>_VARIANTS --> blocks of this file")
     args = parser.parse_args()
     blocks = {}
     for folder in args.studies:
-        cells = final_cells(folder)
-        text = tables(folder, args.variants, cells)
+        cells = final_cells(folder, args.selection)
+        text = tables(folder, args.variants, cells, args.selection)
         if not args.fill:
             print(f"## {folder}\n\n{text}")
             continue
