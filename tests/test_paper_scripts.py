@@ -1,4 +1,4 @@
-"""scripts/experiments/paper_variants.py and paper_tables.py: the tables of issue 14.
+"""scripts/experiments/paper_variants.py, paper_tables.py and tuning_table.py: the tables of issue 14.
 
 Cells are written with ``StudyFolder.write_cell`` as a study writes them; the tables must
 average only the seeds finished in every folder, order FINEST by simulation ratio, and give
@@ -6,6 +6,7 @@ the paired difference and the study's one-tailed Welch p, computed here by hand.
 """
 
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -188,3 +189,33 @@ def test_each_epoch_panel_shows_its_own_best_baseline(tmp_path):
     cells, methods = plot.panel_cells(StudyFolder(str(tmp_path)).records(), ["finest", "vat"])
     assert methods == ["finest", "vat"] and {c["base_method"] for c in cells} == {"original", "finest", "vat"}
     assert plot.report.plot_epoch_gain(cells, str(tmp_path / "g.png"), methods=methods) == 2
+
+
+def _tuning_record(keep, model, method, params, rbo, baseline_rbo=0.8):
+    os.makedirs(keep / "chosen", exist_ok=True)
+    os.makedirs(keep / f"{model}-{method}", exist_ok=True)
+    metrics = {"rbo": rbo, "jaccard@10": rbo - 0.2, "ndcg@10": 0.7, "mrr": 0.6}
+    (keep / "chosen" / f"{model}-{method}.json").write_text(
+        json.dumps({"method": method, "model": model, "params": params, "metrics": metrics}))
+    baseline = {"rbo": baseline_rbo, "jaccard@10": 0.5, "ndcg@10": 0.71, "mrr": 0.6}
+    (keep / f"{model}-{method}" / "summary.json").write_text(json.dumps({"baseline": baseline}))
+
+
+def test_tuning_table_rows_follow_the_study_order_with_each_methods_own_knob(tmp_path):
+    """tuning_table: one Original row from the shared baseline, then the methods in METHODS order
+    (acae before vat whatever the file order), each with its own strength knob; another model's
+    records are ignored; searches with different baselines (other pre-trained pairs) are refused."""
+    table = _script("tuning_table")
+    _tuning_record(tmp_path, "BERT4Rec", "vat", {"finest_learning_rate": 3.1e-4, "vat_rho": 1.16}, 0.77)
+    _tuning_record(tmp_path, "BERT4Rec", "acae", {"finest_learning_rate": 2e-3, "adv_eps": 0.58}, 0.78)
+    _tuning_record(tmp_path, "SASRec", "finest", {"finest_learning_rate": 5e-4, "finest_lambda": 3.3}, 0.95, 0.9)
+    text = table.tuning_table(str(tmp_path), "BERT4Rec")
+    rows = [line for line in text.splitlines() if line.startswith("| BERT4Rec |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["Original (not fine-tuned)", "acae", "vat"]
+    assert _row(text, "BERT4Rec")[4:] == ["0.8000", "0.5000", "0.7100"]
+    acae = rows[1].split("|")
+    assert acae[3].strip() == "2.00e-03" and acae[4].strip() == "`adv_eps` 0.58" and acae[5].strip() == "0.7800"
+    assert rows[2].split("|")[4].strip() == "`vat_rho` 1.16"
+    _tuning_record(tmp_path, "BERT4Rec", "finest", {"finest_learning_rate": 1e-3, "finest_lambda": 8.0}, 0.87, 0.7)
+    with pytest.raises(SystemExit, match="did not share the pre-trained pair"):
+        table.tuning_table(str(tmp_path), "BERT4Rec")
