@@ -49,6 +49,7 @@ def lazy_one_of(names_fn, what):
 
 
 RATIO = Check(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)")
+PROBABILITY = Check(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
 POSITIVE_INT = Check(lambda v: _is_int(v) and v >= 1, "a positive integer")
 NON_NEGATIVE_INT = Check(lambda v: _is_int(v) and v >= 0, "an integer >= 0")
 INTEGER = Check(_is_int, "an integer")

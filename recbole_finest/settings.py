@@ -23,8 +23,8 @@ from typing import ClassVar
 
 from recbole_finest.checks import (
     ANY, BOOL, DICT, EPOCHS, FAKE_LENGTH, GRIDS, GROUP_FRACTION, INTEGER, KIND, LIST, METHOD, NON_NEGATIVE,
-    NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, RATIO, RBO_P, REDUCTION_FACTOR, RESOURCES, SEEDS, SEEDS_LIST,
-    SELECTION, SHARE_OR_COUNT, TEXT, TUNE_METRIC, VERBOSITY, Check, one_of, optional,
+    NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY, RATIO, RBO_P, REDUCTION_FACTOR, RESOURCES, SEEDS,
+    SEEDS_LIST, SELECTION, SHARE_OR_COUNT, TEXT, TUNE_METRIC, VERBOSITY, Check, one_of, optional,
 )
 from recbole_finest.data.casper import EXACT_MAX_NODES as CASPER_EXACT_MAX_NODES
 from recbole_finest.data.casper import METHODS as CASPER_METHODS
@@ -95,6 +95,7 @@ class DataSettings(Group):
     train_unit: str = key("auto", one_of(*TRAIN_UNITS))
     train_neg_sample_args: object = key(None, ANY)  # RecBole's; the plugin turns it off for sequential models
     mask_copies: int = key(1, POSITIVE_INT)
+    sequence_ft_ratio: float = key(0.0, PROBABILITY)
     window_stride: int = key(None, optional(POSITIVE_INT))
     length_bucketing: bool = key(True, BOOL)
     target_split: int = key(1, POSITIVE_INT)

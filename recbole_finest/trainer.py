@@ -52,6 +52,20 @@ def resolve_train_unit(config, adapter):
     return unit
 
 
+def last_item_ratio(config, unit):
+    """Share of BERT4Rec training batches that mask only each row's last item, for ``unit``.
+
+    The prefix unit follows RecBole's ``ft_ratio`` (0.5 in its BERT4Rec.yaml): a last-item
+    batch there still has one target per prefix. In the sequence unit such a batch has one
+    target per window (5,070 on reddit, against 97,934 in a masked batch), so the plugin's
+    ``sequence_ft_ratio`` (default 0) applies instead (docs/performance.md, "BERT4Rec time to
+    accuracy"). Models without a mask ignore it.
+    """
+    if unit == SEQUENCE:
+        return config.settings.data.sequence_ft_ratio
+    return float(config["ft_ratio"]) if "ft_ratio" in config and config["ft_ratio"] is not None else 0.0
+
+
 def epoch_perturbation(trainer):
     """Per-epoch perturbation ``f(sequences, epoch)`` of ``trainer``'s method, or None.
 
@@ -106,8 +120,9 @@ class FinestTrainer(CheckpointMixin, Trainer):
         # CPU would fail on the first GPU batch with a device-mismatch error, so move it here.
         model = model.to(config["device"])
         super().__init__(config, model)
-        self.scorer = SequenceScorer(model, config["ft_ratio"] if "ft_ratio" in config else 0.0)
+        self.scorer = SequenceScorer(model)
         self.unit = resolve_train_unit(config, self.scorer.adapter)
+        self.scorer.ft_ratio = last_item_ratio(config, self.unit)
         self.settings = method if isinstance(method, MethodSettings) else method_settings(config, method)
         self.method = self.settings.method
         self.seed = int(config["seed"] if seed is None else seed)

@@ -390,3 +390,27 @@ def test_prefix_parity_example_turns_on_split_targets_and_shuffled_batches(env):
                         config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved")}))
     loader = SequenceLoader(None, short_sequences(1000), cfg, cfg["train_unit"], masked=False)
     assert (loader.unit, loader.split, loader.copies, cfg["length_bucketing"]) == (SEQUENCE, True, 8, False)
+
+
+def test_sequence_ft_ratio_sets_the_last_item_batches_of_the_sequence_unit_only(env):
+    # RecBole's ft_ratio keeps the prefix unit's recipe; the sequence unit reads sequence_ft_ratio
+    last_only = env["make_trainer"]("BERT4Rec", "sequence", sequence_ft_ratio=1.0, ft_ratio=0.0)
+    masked = env["make_trainer"]("BERT4Rec", "sequence", ft_ratio=1.0)  # default sequence_ft_ratio: 0
+    prefix = env["make_trainer"]("BERT4Rec", "prefix", ft_ratio=1.0, sequence_ft_ratio=0.0)
+    assert (last_only.scorer.ft_ratio, masked.scorer.ft_ratio, prefix.scorer.ft_ratio) == (1.0, 0.0, 1.0)
+    model = last_only.model
+    batch = _single_batch(last_only, short_sequences(model.n_items, max_rows=2 * MAX_LEN), SEQUENCE)
+    with torch.no_grad():
+        # independent: mask the last real item of every window, RecBole's masked-item loss on it
+        fields = mask_items(batch, model, last_only=True)
+        expected = masked_item_loss(model, model.forward(fields[model.MASK_ITEM_SEQ]), fields)
+        got_last, _, _ = last_only.scorer.batch_outputs(batch, SEQUENCE)
+        got_masked, _, _ = masked.scorer.batch_outputs(batch, SEQUENCE)  # same parameters (same seed)
+    assert torch.allclose(got_last, expected, rtol=1e-5)
+    assert not torch.allclose(got_masked, expected, rtol=1e-3)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "half"])
+def test_sequence_ft_ratio_must_be_a_probability(env, value):
+    with pytest.raises(ValueError, match=r"'sequence_ft_ratio' must be a number in \[0, 1\]"):
+        _config(env, "BERT4Rec", sequence_ft_ratio=value)

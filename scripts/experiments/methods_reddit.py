@@ -58,6 +58,7 @@ def config_dict(seeds, selections=("random", "casper"), methods=None):
         "study_kinds": ["deletion"],
         "study_ratios": [0.001],
         "study_model_config": {"BERT4Rec": {"finest_learning_rate": 0.0001}},
+        "sequence_ft_ratio": 0.5,  # as measured (the sequence unit's default until 2026-12-04)
         "study_reference_method": "finest",
         "finest_epochs": 5,
         "adv_steps": 2,

@@ -47,6 +47,7 @@ def run(args):
         "finest_epochs": args.finest_epochs, "checkpoint_dir": os.path.join(args.out, "saved"),
         "mask_copies": args.mask_copies, "target_split": args.target_split,
         "window_stride": args.window_stride, "length_bucketing": not args.no_bucketing,
+        "sequence_ft_ratio": 0.5,  # BERT4Rec as measured (the sequence unit's default until 2026-12-04)
     }
     config = Config(model=args.model, config_file_list=files, config_dict=overrides)
     init_seed(config["seed"], config["reproducibility"])
