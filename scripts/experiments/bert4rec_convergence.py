@@ -72,6 +72,9 @@ VARIANTS = {
     "lr=2e-3": {"train_unit": "sequence", "sequence_ft_ratio": 0.5, "learning_rate": 2e-3},
 }
 METRIC = "mrr@10"
+# plot legend where the variant's name alone would mislead
+LABELS = {"default": "default (sequence_ft_ratio 0)", "ft_ratio=0.5": "sequence_ft_ratio 0.5 (default before 2026-12-04)",
+          "prefix": "train_unit: prefix"}
 
 
 STATES = os.path.join(ROOT, "runs", "bert4rec_convergence")
@@ -226,7 +229,7 @@ def plot(args):
     for name in [v for v in VARIANTS if v in runs]:
         curve = runs[name]["curve"]
         ax.plot([p["train_cpu_s"] / 60 for p in curve], [p[METRIC] for p in curve],
-                marker="o", markersize=7 if len(curve) == 1 else 3, label=name)
+                marker="o", markersize=7 if len(curve) == 1 else 3, label=LABELS.get(name, name))
     if "prefix" in runs:
         best = max(p[METRIC] for p in runs["prefix"]["curve"])
         ax.axhline(0.98 * best, color="grey", linestyle=":", label="98% of prefix best")
