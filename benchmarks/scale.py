@@ -44,7 +44,10 @@ resident.
 
 ``--sizes`` takes any of 100K, 300K, 1M, 3M and the opt-in 10M. Each finished size is
 written to ``<workdir>/results/<label>-<size>.json`` (atomically) and skipped when run
-again, so a long series resumes. ``--repo`` imports ``recbole_finest`` from another checkout
+again, so a long series resumes. A size stopped part-way (a session's end) resumes after its
+last finished step -- pre-training of A and B (with the original row's evaluation),
+fine-tuning (reference lists, FINEST epochs, evaluation), CASPER -- and counts the finished
+steps' recorded times (:class:`Progress`). ``--repo`` imports ``recbole_finest`` from another checkout
 (e.g. main's, for a "before" series, ``--label before``).
 
 Targets (issue 19): time and peak memory grow with exponent <= 1.1 from 100K to 3M; 10M
@@ -56,6 +59,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -188,12 +192,94 @@ class Phases:
             self.peak_mib[phase] = max(self.peak_mib[phase], self.hwm_mib())
             self.depth -= 1
 
+    def snapshot(self):
+        """Copies of the per-phase counters, for :meth:`since`."""
+        return {"phase_s": dict(self.seconds), "phase_cpu_s": dict(self.cpu_seconds)}
+
+    def since(self, snap):
+        """Per-phase wall / CPU seconds spent since ``snap`` and the peak RSS of those phases."""
+        out = {key: {p: self_v - snap[key][p] for p, self_v in cur.items() if self_v != snap[key][p]}
+               for key, cur in (("phase_s", self.seconds), ("phase_cpu_s", self.cpu_seconds))}
+        out["phase_peak_mib"] = {p: self.peak_mib[p] for p in out["phase_s"]}
+        return out
+
+    def add(self, step):
+        """Count a step finished by an earlier process (its :meth:`since` record) in these phases."""
+        for p, v in step["phase_s"].items():
+            self.seconds[p] += v
+        for p, v in step["phase_cpu_s"].items():
+            self.cpu_seconds[p] += v
+        for p, v in step["phase_peak_mib"].items():
+            self.peak_mib[p] = max(self.peak_mib[p], v)
+
     def wrap(self, owner, name, phase):
         """Time every call of ``owner.name`` (if it exists) as ``phase``."""
         fn = getattr(owner, name, None)
         if fn is None:
             return
         setattr(owner, name, lambda *a, **k: self.run(phase, fn, *a, **k))
+
+
+#: the steps of a size's run, in order; a finished step is kept in its :class:`Progress`
+STEPS = ("pre-training", "fine-tuning", "CASPER")
+
+
+class Progress:
+    """Finished steps of one size's run, so that a run stopped part-way (a session's end) resumes.
+
+    Kept under ``<workdir>/progress/<label>-<size>/``: ``steps.json`` (``{"settings": ..., "steps":
+    {step: record}}``, written atomically after every step) and, once pre-training finished,
+    ``A-pretrained.pth`` / ``B-pretrained.pth``. A resumed run loads A and B instead of
+    pre-training them and counts the finished steps' recorded times and peaks in its phases;
+    a step stopped part-way is run again in full. The folder is removed once the size's
+    result file is written. Progress written with other options is an error, not reused.
+    """
+
+    def __init__(self, workdir, label, size, settings):
+        self.dir = progress_dir(workdir, label, size)
+        self.path = os.path.join(self.dir, "steps.json")
+        self.settings = settings
+        self.steps = {}
+        if os.path.isfile(self.path):
+            with open(self.path) as fh:
+                saved = json.load(fh)
+            if saved["settings"] != settings:
+                raise SystemExit(f"{self.path} was written with other options ({saved['settings']}; now "
+                                 f"{settings}): remove {self.dir} to start this size again")
+            self.steps = saved["steps"]
+            print(f"{size}: resuming after {', '.join(self.steps)} ({self.path})", flush=True)
+
+    def state_path(self, side):
+        return os.path.join(self.dir, f"{side}-pretrained.pth")
+
+    def save_states(self, states):
+        """Atomically save ``{side: state dict}`` of the pre-trained models."""
+        import torch
+
+        os.makedirs(self.dir, exist_ok=True)
+        for side, state in states.items():
+            tmp = f"{self.state_path(side)}.tmp-{os.getpid()}"
+            torch.save(state, tmp)
+            os.replace(tmp, self.state_path(side))
+
+    def load_states(self):
+        import torch
+
+        return {side: torch.load(self.state_path(side), map_location="cpu") for side in ("A", "B")}
+
+    def finish(self, step, record):
+        """Record ``step`` as finished (atomically)."""
+        self.steps[step] = record
+        os.makedirs(self.dir, exist_ok=True)
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as fh:
+            json.dump({"settings": self.settings, "steps": self.steps}, fh, indent=1)
+        os.replace(tmp, self.path)
+
+
+
+def progress_dir(workdir, label, size):
+    return os.path.join(workdir, "progress", f"{label}-{size}")
 
 
 def train_lengths(lengths, ratios=(0.85, 0.05, 0.1)):
@@ -280,6 +366,9 @@ def run_one(size, args):
     from recbole_finest import trainer as trainer_module
     from recbole_finest.trainer import FinestTrainer
 
+    progress = Progress(args.workdir, args.label, size, settings={
+        "max_batches": args.max_batches, "threads": args.threads, "casper": args.casper,
+        "casper_exact_upto": args.casper_exact_upto, "repo": args.repo})
     data_path, name = dataset_for(size, args.workdir)
     if args.max_batches:
         cap_loops(args.max_batches, FinestTrainer, trainer_module)
@@ -299,19 +388,49 @@ def run_one(size, args):
     if args.max_batches:
         valid, test = first_batches(valid, args.max_batches), first_batches(test, args.max_batches)
     run = stability.StabilityRun(config, train, valid, test, saved=False)
-    rows = [run.pretrain(), run.finetune("finest")]
-    casper_info = phases.run("CASPER", casper_phase, casper, run.seqs_a, config, args.casper,
-                             SIZES[size][0] <= SIZES[args.casper_exact_upto][0])
-    # the CASPER phase counts the method a run uses (auto; exact on main's code); the other
-    # methods are timed for the comparison table only
-    used = next((m for m in ("auto", "exact", "sketch") if f"{m}_s" in casper_info), None)
-    extra = phases.seconds["CASPER"] - casper_info[f"{used}_s"]
-    extra_cpu = phases.cpu_seconds["CASPER"] - casper_info[f"{used}_cpu_s"]
-    phases.seconds["CASPER"] -= extra
-    phases.cpu_seconds["CASPER"] -= extra_cpu
-    casper_info["used"] = used
-    total = time.perf_counter() - t_start - extra
-    cpu_total = time.process_time() - c_start - extra_cpu
+    loaded = {step: progress.steps[step] for step in STEPS if step in progress.steps}
+    if "pre-training" in loaded:
+        run.pretrained = progress.load_states()
+
+    def pretraining():
+        row = run.pretrain()
+        progress.save_states(run.pretrained)
+        return {"row": row}
+
+    def fine_tuning():
+        return {"row": run.finetune("finest")}
+
+    def casper_step():
+        info = phases.run("CASPER", casper_phase, casper, run.seqs_a, config, args.casper,
+                          SIZES[size][0] <= SIZES[args.casper_exact_upto][0])
+        # the CASPER phase counts the method a run uses (auto; exact on main's code); the other
+        # methods are timed for the comparison table only
+        info["used"] = next((m for m in ("auto", "exact", "sketch") if f"{m}_s" in info), None)
+        return {"casper": info}
+
+    extra = extra_cpu = 0.0
+    for step, fn in zip(STEPS, (pretraining, fine_tuning, casper_step)):
+        if step in loaded:
+            continue
+        snap, t0, c0 = phases.snapshot(), time.perf_counter(), time.process_time()
+        record = fn()
+        if step == "CASPER":
+            info = record["casper"]
+            extra = phases.seconds["CASPER"] - snap["phase_s"]["CASPER"] - info[f"{info['used']}_s"]
+            extra_cpu = phases.cpu_seconds["CASPER"] - snap["phase_cpu_s"]["CASPER"] - info[f"{info['used']}_cpu_s"]
+            phases.seconds["CASPER"] -= extra
+            phases.cpu_seconds["CASPER"] -= extra_cpu
+        record.update(phases.since(snap), wall_s=time.perf_counter() - t0 - extra,
+                      cpu_s=time.process_time() - c0 - extra_cpu)
+        progress.finish(step, record)
+        if step == args.stop_after:
+            raise SystemExit(f"{size}: stopped after {step} (--stop-after)")
+    for record in loaded.values():
+        phases.add(record)
+    rows = [progress.steps["pre-training"]["row"], progress.steps["fine-tuning"]["row"]]
+    casper_info = progress.steps["CASPER"]["casper"]
+    total = time.perf_counter() - t_start - extra + sum(r["wall_s"] for r in loaded.values())
+    cpu_total = time.process_time() - c_start - extra_cpu + sum(r["cpu_s"] for r in loaded.values())
     phases.seconds["other"] = total - sum(v for k, v in phases.seconds.items() if k != "other")
     phases.cpu_seconds["other"] = cpu_total - sum(v for k, v in phases.cpu_seconds.items() if k != "other")
     phases.peak_mib["other"] = float("nan")
@@ -321,6 +440,7 @@ def run_one(size, args):
         "test_instances": int(n_test), "max_batches": args.max_batches, "train_rows": int(run.seqs_a.n_rows),
         "threads": torch.get_num_threads(), "wall_s": total, "cpu_s": cpu_total, "phase_cpu_s": phases.cpu_seconds, "peak_rss_mib": max(v for v in phases.peak_mib.values() if v == v),
         "phase_s": phases.seconds, "phase_peak_mib": phases.peak_mib, "rows": rows, "casper": casper_info,
+        "resumed_steps": list(loaded),
     }
 
 
@@ -445,6 +565,8 @@ def main():
                          "(peak memory as a full run, times and metrics not comparable; 0 = full run)")
     ap.add_argument("--casper-only", action="store_true",
                     help="only the CASPER methods on the synthetic training split (no RecBole, no training)")
+    ap.add_argument("--stop-after", default=None, choices=STEPS,
+                    help="end the run after this step, as a session's end would (to check the resume)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.workdir = os.path.abspath(args.workdir)
@@ -455,6 +577,7 @@ def main():
         with open(path + ".tmp", "w") as fh:
             json.dump(record, fh, indent=1)
         os.replace(path + ".tmp", path)
+        shutil.rmtree(progress_dir(args.workdir, args.label, args.one), ignore_errors=True)  # result written
         return
     if not args.table:
         for size in args.sizes.split(","):
@@ -468,6 +591,7 @@ def main():
                     "--label", args.label, "--casper", args.casper, "--threads", str(args.threads),
                     "--casper-exact-upto", args.casper_exact_upto, "--max-batches", str(args.max_batches)]
             argv += ["--casper-only"] if args.casper_only else []
+            argv += ["--stop-after", args.stop_after] if args.stop_after else []
             if args.repo:
                 argv += ["--repo", args.repo]
             if subprocess.run(argv).returncode != 0:
