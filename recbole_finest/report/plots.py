@@ -149,12 +149,12 @@ def plot_methods(summary, path, metrics=None, dpi=80, ratio=None):
     return len(panels)
 
 
-def plot_epoch_gain(cells, path, methods=None, metric="rbo", baseline="original", dpi=80):
+def plot_epoch_gain(cells, path, methods=None, metric="rbo", baseline="original", dpi=80, max_cols=4):
     """Gain of ``metric`` over ``baseline`` (%) against fine-tuning epochs, one panel per group.
 
     One line per method (mean over seeds, error bars = std of the per-seed gains), starting
-    at the baseline's (0, 0). Returns the number of panels (0: no method has an epoch
-    curve, no file written).
+    at the baseline's (0, 0); panels in rows of at most ``max_cols``. Returns the number of
+    panels (0: no method has an epoch curve, no file written).
     """
     rows = epoch_curves(cells, metric, baseline, methods)
     panels = OrderedDict()
@@ -165,9 +165,12 @@ def plot_epoch_gain(cells, path, methods=None, metric="rbo", baseline="original"
     if not panels:
         return 0
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.2), squeeze=False)
-    for col, ((model, selection, kind, ratio), by_method) in enumerate(panels.items()):
-        ax = axes[0][col]
+    n_cols = min(len(panels), max_cols)
+    n_rows = -(-len(panels) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.4 * n_cols, 3.2 * n_rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, ((model, selection, kind, ratio), by_method) in zip(axes.flat, panels.items()):
         for method, pts in by_method.items():
             x = [0] + [p["epoch"] for p in pts]
             ax.errorbar(x, [0.0] + [p["gain_pct_mean"] for p in pts], yerr=[0.0] + [p["gain_pct_std"] for p in pts],
@@ -180,6 +183,7 @@ def plot_epoch_gain(cells, path, methods=None, metric="rbo", baseline="original"
                      fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.tight_layout()  # rows of panels: titles clear of the x labels above
     _save(fig, path, dpi)
     return len(panels)
 
