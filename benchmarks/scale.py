@@ -198,7 +198,7 @@ class Phases:
 
     def since(self, snap):
         """Per-phase wall / CPU seconds spent since ``snap`` and the peak RSS of those phases."""
-        out = {key: {p: self_v - snap[key][p] for p, self_v in cur.items() if self_v != snap[key][p]}
+        out = {key: {p: v - snap[key][p] for p, v in cur.items() if v != snap[key][p]}
                for key, cur in (("phase_s", self.seconds), ("phase_cpu_s", self.cpu_seconds))}
         out["phase_peak_mib"] = {p: self.peak_mib[p] for p in out["phase_s"]}
         return out
