@@ -54,6 +54,7 @@ Targets (issue 19): time and peak memory grow with exponent <= 1.1 from 100K to 
 completes with peak RSS < 16 GB on a 24 GB machine.
 """
 import argparse
+import contextlib
 import copy
 import itertools
 import json
@@ -70,6 +71,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from _memory import status_kib  # noqa: E402
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary name next to ``path`` to write to; renamed to ``path`` once the block ends
+    without error, so a stopped run never leaves a half-written file (folders created)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, obj):
+    """Atomic indented JSON (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=1)
+
 
 #: size label -> (interactions, users, items). 10M is ML-10M's shape (70K users, 10K items),
 #: so its users are longer (mean 143); the others have mean length 50.
@@ -117,13 +138,10 @@ def write_inter(path, users, items, times):
     """RecBole atomic ``.inter`` file (temp file + rename)."""
     import pandas as pd
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
         fh.write("user_id:token\titem_id:token\ttimestamp:float\n")
         pd.DataFrame({"u": users, "i": items, "t": times}).to_csv(
             fh, sep="\t", header=False, index=False, float_format="%.4f")
-    os.replace(tmp, path)
 
 
 def dataset_for(size, workdir):
@@ -256,11 +274,9 @@ class Progress:
         """Atomically save ``{side: state dict}`` of the pre-trained models."""
         import torch
 
-        os.makedirs(self.dir, exist_ok=True)
         for side, state in states.items():
-            tmp = f"{self.state_path(side)}.tmp-{os.getpid()}"
-            torch.save(state, tmp)
-            os.replace(tmp, self.state_path(side))
+            with atomic_path(self.state_path(side)) as tmp:
+                torch.save(state, tmp)
 
     def load_states(self):
         import torch
@@ -270,12 +286,7 @@ class Progress:
     def finish(self, step, record):
         """Record ``step`` as finished (atomically)."""
         self.steps[step] = record
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as fh:
-            json.dump({"settings": self.settings, "steps": self.steps}, fh, indent=1)
-        os.replace(tmp, self.path)
-
+        write_json(self.path, {"settings": self.settings, "steps": self.steps})
 
 
 def progress_dir(workdir, label, size):
@@ -400,26 +411,27 @@ def run_one(size, args):
     def fine_tuning():
         return {"row": run.finetune("finest")}
 
+    extra = extra_cpu = 0.0  # CASPER methods timed for the table only, outside every total
+
     def casper_step():
+        nonlocal extra, extra_cpu
+        wall0, cpu0 = phases.seconds["CASPER"], phases.cpu_seconds["CASPER"]
         info = phases.run("CASPER", casper_phase, casper, run.seqs_a, config, args.casper,
                           SIZES[size][0] <= SIZES[args.casper_exact_upto][0])
         # the CASPER phase counts the method a run uses (auto; exact on main's code); the other
         # methods are timed for the comparison table only
         info["used"] = next((m for m in ("auto", "exact", "sketch") if f"{m}_s" in info), None)
+        extra = phases.seconds["CASPER"] - wall0 - info[f"{info['used']}_s"]
+        extra_cpu = phases.cpu_seconds["CASPER"] - cpu0 - info[f"{info['used']}_cpu_s"]
+        phases.seconds["CASPER"] -= extra
+        phases.cpu_seconds["CASPER"] -= extra_cpu
         return {"casper": info}
 
-    extra = extra_cpu = 0.0
     for step, fn in zip(STEPS, (pretraining, fine_tuning, casper_step)):
         if step in loaded:
             continue
         snap, t0, c0 = phases.snapshot(), time.perf_counter(), time.process_time()
         record = fn()
-        if step == "CASPER":
-            info = record["casper"]
-            extra = phases.seconds["CASPER"] - snap["phase_s"]["CASPER"] - info[f"{info['used']}_s"]
-            extra_cpu = phases.cpu_seconds["CASPER"] - snap["phase_cpu_s"]["CASPER"] - info[f"{info['used']}_cpu_s"]
-            phases.seconds["CASPER"] -= extra
-            phases.cpu_seconds["CASPER"] -= extra_cpu
         record.update(phases.since(snap), wall_s=time.perf_counter() - t0 - extra,
                       cpu_s=time.process_time() - c0 - extra_cpu)
         progress.finish(step, record)
@@ -572,11 +584,7 @@ def main():
     args.workdir = os.path.abspath(args.workdir)
     if args.one:
         record = (run_casper_only if args.casper_only else run_one)(args.one, args)
-        path = result_path(args.workdir, args.label, args.one)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as fh:
-            json.dump(record, fh, indent=1)
-        os.replace(path + ".tmp", path)
+        write_json(result_path(args.workdir, args.label, args.one), record)
         shutil.rmtree(progress_dir(args.workdir, args.label, args.one), ignore_errors=True)  # result written
         return
     if not args.table:
