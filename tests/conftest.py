@@ -48,6 +48,38 @@ def tiny(base=None, drop=(), **overrides):
     return out
 
 
+#: what RecBole's sequential models read from a config when built directly on a fake dataset
+#: (:class:`FakeDataset`), one layer of width 8, no dropout; a test adds its own keys with
+#: :func:`model_only_config`
+MODEL_ONLY = {
+    "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp", "LIST_SUFFIX": "_list",
+    "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_",
+    "n_layers": 1, "n_heads": 1, "hidden_size": 8, "inner_size": 8,
+    "embedding_size": 8, "num_layers": 1, "dropout_prob": 0.0, "hidden_dropout_prob": 0.0,
+    "attn_dropout_prob": 0.0, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.3,
+    "loss_type": "CE", "ft_ratio": 0.0, "MASK_ITEM_SEQ": "Mask_item_id_list",
+    "POS_ITEMS": "Pos_item_id", "NEG_ITEMS": "Neg_item_id", "MASK_INDEX": "MASK_INDEX",
+}
+
+
+def model_only_config(max_len, mask_ratio, **overrides):
+    """:data:`MODEL_ONLY` on the CPU with ``MAX_ITEM_LIST_LENGTH`` / ``mask_ratio`` and ``overrides``."""
+    import torch
+
+    return {**MODEL_ONLY, "device": torch.device("cpu"), "MAX_ITEM_LIST_LENGTH": max_len,
+            "mask_ratio": mask_ratio, **overrides}
+
+
+class FakeDataset:
+    """What RecBole's sequential models need from a dataset: ``num(field)`` = ``n_items``."""
+
+    def __init__(self, n_items):
+        self.n_items = n_items
+
+    def num(self, field):
+        return self.n_items
+
+
 def pytest_sessionstart(session):
     """RecBole 1.2.1's Config needs NumPy 1's aliases: tests that build one directly (not
     through the plugin's Config) get them whatever ran before."""

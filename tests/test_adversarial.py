@@ -22,37 +22,19 @@ from recbole_finest.adversarial import (
 from recbole_finest.embedding_stability import clean_outputs, embedding_delta, embedding_stability
 from recbole_finest.scoring import SequenceScorer
 
+from conftest import FakeDataset, model_only_config
+
 N_ITEMS = 25
 MAX_LEN = 6
 
 
-class FakeDataset:
-    """What RecBole's sequential models need from a dataset."""
-
-    def __init__(self, n_items=N_ITEMS):
-        self.n_items = n_items
-
-    def num(self, field):
-        return self.n_items
-
-
 def model_config(**overrides):
-    cfg = {
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp", "LIST_SUFFIX": "_list",
-        "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_", "MAX_ITEM_LIST_LENGTH": MAX_LEN,
-        "device": torch.device("cpu"), "n_layers": 1, "n_heads": 1, "hidden_size": 8, "inner_size": 8,
-        "embedding_size": 8, "num_layers": 1, "dropout_prob": 0.0, "hidden_dropout_prob": 0.0,
-        "attn_dropout_prob": 0.0, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.3,
-        "loss_type": "CE", "mask_ratio": 0.3, "ft_ratio": 0.0, "MASK_ITEM_SEQ": "Mask_item_id_list",
-        "POS_ITEMS": "Pos_item_id", "NEG_ITEMS": "Neg_item_id", "MASK_INDEX": "MASK_INDEX",
-    }
-    cfg.update(overrides)
-    return cfg
+    return model_only_config(MAX_LEN, 0.3, **overrides)
 
 
 def make_model(cls, seed=0):
     torch.manual_seed(seed)
-    model = cls(model_config(), FakeDataset())
+    model = cls(model_config(), FakeDataset(N_ITEMS))
     model.eval()
     return model
 

@@ -17,30 +17,18 @@ from recbole_finest.methods.apt import append_profiles, apt_augment, fake_user_c
 from recbole_finest.scoring import SequenceScorer
 from recbole_finest.trainer import FinestTrainer
 
+from conftest import FakeDataset, model_only_config
+
 N_ITEMS = 20
 MAX_LEN = 5
 ADVERSARIAL = ("acae", "apr_fgsm", "apr_bim", "apr_pgd", "pamacf", "vat")
 
 
-class FakeDataset:
-    def num(self, field):
-        return N_ITEMS
-
-
 def make_config(**overrides):
-    cfg = {
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp", "LIST_SUFFIX": "_list",
-        "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_", "MAX_ITEM_LIST_LENGTH": MAX_LEN,
-        "device": torch.device("cpu"), "n_layers": 1, "n_heads": 1, "hidden_size": 8, "inner_size": 8,
-        "embedding_size": 8, "num_layers": 1, "dropout_prob": 0.0, "hidden_dropout_prob": 0.0,
-        "attn_dropout_prob": 0.0, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.3,
-        "loss_type": "CE", "mask_ratio": 0.4, "ft_ratio": 0.0, "MASK_ITEM_SEQ": "Mask_item_id_list",
-        "POS_ITEMS": "Pos_item_id", "NEG_ITEMS": "Neg_item_id", "MASK_INDEX": "MASK_INDEX", "seed": 7,
-        "adv_eps": 0.3, "adv_alpha": None, "adv_steps": 2, "adv_lambda": 0.5, "pamacf_rho": 0.4, "vat_rho": 0.4,
-        "apt_fake_users": 2, "apt_fake_length": 7, "finest_lambda": 1.0, "finest_beta1": 0.1, "finest_beta2": 0.1,
-    }
-    cfg.update(overrides)
-    return cfg
+    return model_only_config(MAX_LEN, 0.4, **{
+        "seed": 7, "adv_eps": 0.3, "adv_alpha": None, "adv_steps": 2, "adv_lambda": 0.5, "pamacf_rho": 0.4,
+        "vat_rho": 0.4, "apt_fake_users": 2, "apt_fake_length": 7, "finest_lambda": 1.0, "finest_beta1": 0.1,
+        "finest_beta2": 0.1, **overrides})
 
 
 def make_sequences(seed=0):
@@ -55,7 +43,7 @@ def make_sequences(seed=0):
 def fake_trainer(cls, method, unit, **overrides):
     config = make_config(**overrides)
     torch.manual_seed(0)
-    model = cls(config, FakeDataset())
+    model = cls(config, FakeDataset(N_ITEMS))
     return SimpleNamespace(model=model, scorer=SequenceScorer(model), unit=unit, config=config,
                            phase="finetune", method=get_method(method), reference=None, seed=config["seed"],
                            settings=MethodSettings(method, config))
