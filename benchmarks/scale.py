@@ -546,8 +546,10 @@ def _phase_tables(recs):
         rbo = " / ".join(f"{row['rbo']:.4f}" for row in r["rows"])
         lines.append(f"| {r['size']} | {r['users']:,} / {r['items']:,} | {r['test_instances']:,} | " + " | ".join(cells)
                      + f" | {_minutes(_cpu(r))} | {r['wall_s'] / 60:.1f} min | {r['peak_rss_mib'] / 1024:.2f} GB | {rbo} |")
-    lines += ["", "Phase cells: process CPU time / wall time / peak RSS during the phase. CPU time (one thread) is "
-              "robust to other jobs on the machine, wall time is not; '-' = not recorded.", ""]
+    threads = ", ".join(sorted({str(r.get("threads", 1)) for r in recs}))
+    lines += ["", f"Phase cells: process CPU time (all threads; torch threads per run: {threads}) / wall time / "
+              "peak RSS during the phase. CPU time is robust to other jobs on the machine, wall time is not; "
+              "'-' = not recorded.", ""]
     if len(recs) > 1:
         pairs = list(zip(recs[:-1], recs[1:])) + ([(recs[0], recs[-1])] if len(recs) > 2 else [])
         lines += ["| from -> to | CPU exponent | wall exponent | peak RSS exponent | "
