@@ -88,7 +88,7 @@ def _main(argv=None):
     if args.model is None and args.dataset is None:
         files = [os.path.join(properties_dir(), "overall", "demo.yaml")] + files
     if args.study:
-        from recbole_finest.study import run_study
+        from recbole_finest.study.driver import run_study
 
         return run_study(model=args.model, dataset=args.dataset, config_file_list=files or None,
                          ray_address=args.ray_address)

@@ -178,7 +178,7 @@ def with_keys(config, **keys):
 
 
 def make_trainer(config, train, unit, method="finest"):
-    from recbole_finest.trainer import FinestTrainer
+    from recbole_finest.finest.trainer import FinestTrainer
     from recbole_finest.utils import get_model
 
     config = with_keys(config, train_unit=unit)
@@ -191,7 +191,7 @@ def make_trainer(config, train, unit, method="finest"):
 
 def plain_and_finest(config, train, unit, n_batches, device):
     """Time a plain epoch and a FINEST epoch (reference lists built in between, not timed here)."""
-    from recbole_finest.trainer import FINETUNE, PRETRAIN
+    from recbole_finest.finest.trainer import FINETUNE, PRETRAIN
 
     trainer = make_trainer(config, train, unit)
     trainer._start_phase(PRETRAIN, config["learning_rate"], 1)

@@ -6,7 +6,7 @@ Per batch it times, with ``time.process_time``:
 
 * rank lists of both models, full depth: the old path (``torch.sort(descending=True,
   stable=True)`` in row chunks, ``old_rank_lists``) vs
-  ``recbole_finest.metrics.rank_lists`` (one ``np.sort`` of distinct int64 keys);
+  ``recbole_finest.stability.metrics.rank_lists`` (one ``np.sort`` of distinct int64 keys);
 * the whole ``metrics.stability_values`` (rank lists of 2 models + RBO at full depth +
   Jaccard@k), with the old rank lists (``old_stability_values``) vs the current one.
 
@@ -24,8 +24,8 @@ from unittest import mock
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from recbole_finest import metrics  # noqa: E402
-from recbole_finest.metrics import jaccard, rank_lists, rbo, stability_values  # noqa: E402
+from recbole_finest.stability import metrics
+from recbole_finest.stability.metrics import jaccard, rank_lists, rbo, stability_values  # noqa: E402
 
 
 def old_rank_lists(scores, depth=None):

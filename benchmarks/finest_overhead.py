@@ -44,7 +44,7 @@ def main():
     rows = []
     for model in args.models.split(","):
         config, train, _, _ = load(model, model_config(args, model))
-        from recbole_finest.trainer import resolve_train_unit
+        from recbole_finest.finest.trainer import resolve_train_unit
 
         unit = resolve_train_unit(config, make_trainer(config, train, "auto").scorer.adapter)
         (tp, mp, _), (tf, mf, _), tr = plain_and_finest(config, train, unit, n, args.device)

@@ -22,7 +22,7 @@ import torch
 from rbo import RankingSimilarity
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from recbole_finest.metrics import jaccard, rank_lists, rbo
+from recbole_finest.stability.metrics import jaccard, rank_lists, rbo
 
 
 

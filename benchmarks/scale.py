@@ -370,12 +370,12 @@ def run_one(size, args):
     from recbole.utils import init_logger, init_seed
 
     import recbole_finest
-    from recbole_finest import stability
+    from recbole_finest.stability import run as stability
     from recbole_finest.config import Config
     from recbole_finest.data import casper
     from recbole_finest.quick_start import load_data
-    from recbole_finest import trainer as trainer_module
-    from recbole_finest.trainer import FinestTrainer
+    from recbole_finest.finest import trainer as trainer_module
+    from recbole_finest.finest.trainer import FinestTrainer
 
     progress = Progress(args.workdir, args.label, size, settings={
         "max_batches": args.max_batches, "threads": args.threads, "casper": args.casper,

@@ -24,7 +24,7 @@ def main():
     ap = base_args(__doc__.splitlines()[0])
     ap.add_argument("--model", default="BERT4Rec")
     args = parse_args(ap)
-    from recbole_finest.stability import StabilityRun, format_table
+    from recbole_finest.stability.run import StabilityRun, format_table
 
     t_start = time.perf_counter()
     config, train, valid, test = load(args.model, model_config(

@@ -43,8 +43,8 @@ def main():
     sys.argv = sys.argv[:1]  # RecBole reads --key=value from the command line
     import ray
 
-    from recbole_finest.study import run_study
-    from recbole_finest.study_backend import cell_contents
+    from recbole_finest.study.driver import run_study
+    from recbole_finest.study.backend import cell_contents
 
     folder = tempfile.mkdtemp(prefix="study-backend-")
     torch.set_num_threads(1)

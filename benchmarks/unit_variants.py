@@ -35,7 +35,7 @@ def main():
     ap = base_args(__doc__.splitlines()[0], batches=20)
     ap.set_defaults(hidden=64)
     args = parse_args(ap)
-    from recbole_finest.trainer import PRETRAIN
+    from recbole_finest.finest.trainer import PRETRAIN
 
     n = args.batches or None
     config, train, _, _ = load("SASRec", model_config(args, "SASRec"))

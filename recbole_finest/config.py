@@ -25,7 +25,7 @@ from recbole_finest.checks import ConfigError
 from recbole_finest.settings import (
     ENVIRONMENT_KEYS, KEYS, PREFIXES, RECBOLE_KEYS, RUNTIME_KEYS, PluginSettings, identity_items,
 )
-from recbole_finest.utils import get_model
+from recbole_finest.compat.models import get_model
 
 #: the settings' tables and cache identity are importable from here too (``settings`` holds them)
 __all__ = ["Config", "ConfigError", "validate", "check_dataset_limits", "check_topk", "check_value", "checked",
@@ -79,7 +79,7 @@ class Config(RecBoleConfig):
     """RecBole ``Config`` that knows the plugin's models and YAML defaults."""
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
-        from recbole_finest.registry import register
+        from recbole_finest.compat.registry import register
 
         register()  # NumPy 2 aliases RecBole 1.2.1 needs
         super().__init__(model, dataset, config_file_list, config_dict)

@@ -10,8 +10,8 @@ from recbole.utils import ModelType, init_seed, set_color
 from recbole_finest.config import Config, check_dataset_limits
 from recbole_finest.data.datasets import prepare_dataset
 from recbole_finest.fileio import check_writable, new_run_id, write_json, write_text
-from recbole_finest.registry import init_logger, create_dataset
-from recbole_finest.stability import format_table, run_stability
+from recbole_finest.compat.registry import init_logger, create_dataset
+from recbole_finest.stability.run import format_table, run_stability
 from recbole_finest.utils import get_model, get_trainer
 
 

@@ -347,7 +347,7 @@ def identity_items(config, ignored=frozenset()):
 
     The one place cache identity is cut from a config: leaves out :data:`ENVIRONMENT_KEYS`
     and ``ignored`` (a caller's own per-run or phase keys). Used by
-    :func:`recbole_finest.study.fingerprint` and :func:`recbole_finest.tune.pretrain_digest`.
+    :func:`recbole_finest.study.driver.fingerprint` and :func:`recbole_finest.tune.pretrain_digest`.
     """
     skip = ENVIRONMENT_KEYS | frozenset(ignored)
     return [(k, v) for k, v in sorted(config.final_config_dict.items()) if k not in skip]

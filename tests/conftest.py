@@ -83,7 +83,7 @@ class FakeDataset:
 def pytest_sessionstart(session):
     """RecBole 1.2.1's Config needs NumPy 1's aliases: tests that build one directly (not
     through the plugin's Config) get them whatever ran before."""
-    from recbole_finest.registry import register
+    from recbole_finest.compat.registry import register
 
     register()
 

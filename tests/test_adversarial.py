@@ -1,5 +1,5 @@
-"""Tests of the perturbation module (recbole_finest.adversarial) and the embedding-level
-stability evaluation (recbole_finest.embedding_stability)."""
+"""Tests of the perturbation module (recbole_finest.methods.attacks) and the embedding-level
+stability evaluation (recbole_finest.stability.embedding)."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 from recbole.data.interaction import Interaction
 from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, SASRec
 
-from recbole_finest.adversarial import (
+from recbole_finest.methods.attacks import (
     adversarial_delta,
     call_with_item_table,
     fgsm_step,
@@ -19,8 +19,8 @@ from recbole_finest.adversarial import (
     random_in_ball,
     sequence_representation,
 )
-from recbole_finest.embedding_stability import clean_outputs, embedding_delta, embedding_stability
-from recbole_finest.scoring import SequenceScorer
+from recbole_finest.stability.embedding import clean_outputs, embedding_delta, embedding_stability
+from recbole_finest.finest.scoring import SequenceScorer
 
 from conftest import FakeDataset, model_only_config
 

@@ -14,8 +14,8 @@ from recbole.data.transform import construct_transform
 from recbole.utils import init_seed
 
 from recbole_finest.config import Config
-from recbole_finest.metrics import jaccard, rbo
-from recbole_finest.trainer import FINETUNE, FinestTrainer
+from recbole_finest.stability.metrics import jaccard, rbo
+from recbole_finest.finest.trainer import FINETUNE, FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu

@@ -8,7 +8,7 @@ import torch
 from recbole.utils import init_seed
 
 from recbole_finest.quick_start import run_recbole_finest
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 from conftest import tiny
 
@@ -94,7 +94,7 @@ def test_stability_run_initial_state_is_used_for_both(tmp_path, monkeypatch):
     from recbole.data import create_dataset, data_preparation
 
     from recbole_finest.config import Config
-    from recbole_finest.stability import StabilityRun
+    from recbole_finest.stability.run import StabilityRun
 
     with _cwd(tmp_path):
         config = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp_path)})

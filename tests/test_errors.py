@@ -54,7 +54,7 @@ def test_non_sequential_model_with_finest_trainer(dirs):
     from recbole.data import create_dataset, data_preparation
     from recbole.model.general_recommender import BPR
 
-    from recbole_finest.trainer import FinestTrainer
+    from recbole_finest.finest.trainer import FinestTrainer
 
     config = Config("BPR", "ml-100k", config_dict={**TINY, **dirs})
     train, _, _ = data_preparation(config, create_dataset(config))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import yaml
 
-import recbole_finest.trainer as trainer_module
+import recbole_finest.finest.trainer as trainer_module
 from conftest import tiny
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "library.md"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from recbole_finest.loss import rank_preserving_loss
+from recbole_finest.finest.loss import rank_preserving_loss
 
 # Two instances, K = 3, items 0..6 (0 = padding, never in a reference list).
 # Reference rows are [r1, r2, r3, c1, c2, c3].

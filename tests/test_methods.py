@@ -10,12 +10,12 @@ from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, SASRec
 
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.config import Config, ConfigError
-from recbole_finest.method_config import MethodSettings, method_settings
+from recbole_finest.finest.method_config import MethodSettings, method_settings
 from recbole_finest.methods import METHODS, get_method
 from recbole_finest.methods.adversarial_training import pamacf_magnitude, vat_magnitude
 from recbole_finest.methods.apt import append_profiles, apt_augment, fake_user_count, generate_profiles
-from recbole_finest.scoring import SequenceScorer
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.finest.scoring import SequenceScorer
+from recbole_finest.finest.trainer import FinestTrainer
 
 from conftest import FakeDataset, model_only_config
 

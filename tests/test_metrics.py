@@ -1,10 +1,10 @@
-"""Tests for recbole_finest.metrics (stability metrics)."""
+"""Tests for recbole_finest.stability.metrics (stability metrics)."""
 import numpy as np
 import pytest
 import torch
 from rbo import RankingSimilarity
 
-from recbole_finest.metrics import jaccard, rank_lists, rbo
+from recbole_finest.stability.metrics import jaccard, rank_lists, rbo
 
 
 def _perturbed_perms(gen, n, m, swaps):

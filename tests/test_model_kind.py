@@ -18,8 +18,8 @@ from recbole.utils import init_seed
 from recbole_finest.config import Config
 from recbole_finest.model import TiSASRec
 from recbole_finest.data.sequences import TrainingSequences, take
-from recbole_finest.model_kind import CAUSAL, MASKED, PREFIX, PREFIX_ONLY, ModelAdapter, kind_of, register_model_kind
-from recbole_finest.scoring import SequenceScorer
+from recbole_finest.compat.model_kind import CAUSAL, MASKED, PREFIX, PREFIX_ONLY, ModelAdapter, kind_of, register_model_kind
+from recbole_finest.finest.scoring import SequenceScorer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu

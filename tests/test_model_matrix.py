@@ -30,8 +30,8 @@ from recbole.model.abstract_recommender import SequentialRecommender  # noqa: E4
 from recbole.utils import init_seed  # noqa: E402
 
 from recbole_finest.config import Config  # noqa: E402
-from recbole_finest.model_kind import REFUSED_MODELS, check_model  # noqa: E402
-from recbole_finest.trainer import FINETUNE, FinestTrainer  # noqa: E402
+from recbole_finest.compat.model_kind import REFUSED_MODELS, check_model  # noqa: E402
+from recbole_finest.finest.trainer import FINETUNE, FinestTrainer  # noqa: E402
 from recbole_finest.utils import get_model  # noqa: E402
 from _cpu import on_cpu  # noqa: E402
 

@@ -1,7 +1,7 @@
 """The stability run scores each model's test set once per evaluation (issue 19).
 
 Accuracy (RecBole's metrics), target ranks and RBO / Jaccard@k of a pair all come from the
-one streamed pass of :func:`recbole_finest.stability.compare_models`; a second pass (e.g.
+one streamed pass of :func:`recbole_finest.stability.run.compare_models`; a second pass (e.g.
 ``Trainer.evaluate`` on the test loader next to the comparison) would double the
 evaluation phase, the largest at scale.
 """
@@ -11,7 +11,7 @@ from recbole.data.dataloader import FullSortEvalDataLoader
 
 from _cpu import on_cpu
 from conftest import TINY_NARROW, load_splits
-from recbole_finest import stability
+from recbole_finest.stability import run as stability
 from recbole_finest.utils import get_model
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recbole_finest.study_folder import StudyFolder
+from recbole_finest.study.folder import StudyFolder
 
 SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "experiments", "paper_variants.py")
 GROUP = ("random", "deletion", 0.001)

@@ -15,7 +15,7 @@ from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
-from recbole_finest import registry
+from recbole_finest.compat import registry
 from recbole_finest.config import Config
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.utils import get_model

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from recbole_finest import metrics
-from recbole_finest.metrics import rank_lists
+from recbole_finest.stability import metrics
+from recbole_finest.stability.metrics import rank_lists
 
 INF = float("inf")
 DENORMAL = 1e-45  # smallest positive float32 denormal

@@ -15,7 +15,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
 from recbole_finest.config import Config
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu

@@ -24,7 +24,7 @@ import run_recbole_finest as cli
 from recbole_finest.config import KEYS, RUNTIME_KEYS, Config, ConfigError
 from recbole_finest.fileio import current_umask, save_checkpoint, write_json
 from recbole_finest.quick_start import load_data, run_recbole_finest
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.finest.trainer import FinestTrainer
 from conftest import tiny, TINY_NARROW
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ def test_case1_two_concurrent_runs_get_their_own_results(tmp_path):
 
 # ---------------------------------------------------------------------------------- 2
 def test_case2_independent_references_on_disk_match_references_in_ram(dirs, tmp_path):
-    from recbole_finest.stability import StabilityRun
+    from recbole_finest.stability.run import StabilityRun
 
     rows = {}
     for where in ("ram", "disk"):
@@ -183,7 +183,7 @@ def test_case2_independent_references_on_disk_match_references_in_ram(dirs, tmp_
 def test_case3_pretrained_model_path_is_model_a(dirs, tmp_path, monkeypatch):
     from recbole.model.sequential_recommender import SASRec
 
-    from recbole_finest.stability import StabilityRun
+    from recbole_finest.stability.run import StabilityRun
 
     config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs})
     _, (train, valid, test) = load_data(config)
@@ -229,7 +229,7 @@ def test_case4_jaccard_k_beyond_the_items_fails_before_training(dirs, monkeypatc
 
 
 def test_case4_table_shows_the_jaccard_column_of_any_k():
-    from recbole_finest.stability import format_table
+    from recbole_finest.stability.run import format_table
 
     table = format_table([{"method": "original", "rbo": 0.5, "jaccard@5": 0.25, "mrr": 0.1}])
     assert table.splitlines()[0] == "| method | rbo | jaccard@5 | mrr |" and "0.2500" in table
@@ -264,14 +264,14 @@ def test_case5_every_plugin_key_is_in_the_table():
     assert set(defaults) == set(KEYS)
     assert {k: v for k, v in defaults.items() if v != KEYS[k].default} == {}
     assert all(KEYS[k].check(v) for k, v in defaults.items() if v is not None or KEYS[k].check(None))
-    from recbole_finest.study import VOLATILE_KEYS
+    from recbole_finest.study.driver import VOLATILE_KEYS
 
     assert RUNTIME_KEYS <= VOLATILE_KEYS  # per-run keys never block resuming a study
 
 
 def test_case5_study_and_tune_share_one_identity_of_environment_keys(tmp_path):
     """Changing wandb_project (an environment key) resumes a study; changing a result key does not."""
-    from recbole_finest.study import StudyFolder, _check_fingerprint, _store_fingerprint
+    from recbole_finest.study.driver import StudyFolder, _check_fingerprint, _store_fingerprint
     from recbole_finest.tune.identity import pretrain_digest
 
     def config(**extra):
@@ -310,7 +310,7 @@ STUDY = dict(study_models=["SASRec"], study_methods=["original"], study_selectio
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from recbole_finest.study import run_study
+    from recbole_finest.study.driver import run_study
 
     tmp = tmp_path_factory.mktemp("study")
     cfg = {**TINY, **STUDY, "study_dir": str(tmp / "study"), "checkpoint_dir": str(tmp / "saved"),
@@ -321,7 +321,7 @@ def study(tmp_path_factory):
 
 
 def _rerun(study_fixture, **overrides):
-    from recbole_finest.study import run_study
+    from recbole_finest.study.driver import run_study
 
     tmp, cfg, _ = study_fixture
     with _cwd(tmp):
@@ -395,7 +395,7 @@ def test_case9_unwritable_output_fails_before_data(dirs, tmp_path, key, monkeypa
 
 def test_case9_unwritable_study_dir_fails_before_data(dirs, tmp_path, monkeypatch):
     import recbole_finest.quick_start as quick_start
-    from recbole_finest.study import run_study
+    from recbole_finest.study.driver import run_study
 
     blocker = tmp_path / "a_file"
     blocker.write_text("")

@@ -10,7 +10,7 @@ from recbole_finest.config import Config, ConfigError, check_dataset_limits
 from recbole_finest.settings import (
     ENVIRONMENT_KEYS, KEYS, RECBOLE_KEYS, RUNTIME_KEYS, FrozenMap, PluginSettings, freeze, key_name,
 )
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.finest.trainer import FinestTrainer
 from conftest import tiny, TINY_NARROW
 
 TINY = tiny(TINY_NARROW)
@@ -86,7 +86,7 @@ def test_tags_derive_the_identity_sets_unchanged():
 
 def test_study_fingerprint_equals_its_recomputation(config):
     """``study.fingerprint``, recomputed from its definition with the literal sets of before."""
-    from recbole_finest.study import _plain, fingerprint
+    from recbole_finest.study.driver import _plain, fingerprint
 
     volatile = RUNTIME_BEFORE | {"data_path", "config_files", "model", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type"}
     expected = {k: _plain(v) for k, v in sorted(config.final_config_dict.items())
@@ -118,7 +118,7 @@ def test_topk_is_not_checked_for_a_method_without_reference_lists(tmp_path):
 @pytest.mark.parametrize("entry", ["run", "study"])
 def test_too_large_topk_fails_before_any_pre_training(tmp_path, monkeypatch, entry):
     from recbole_finest.quick_start import run_recbole_finest
-    from recbole_finest.study import run_study
+    from recbole_finest.study.driver import run_study
 
     calls = []
     monkeypatch.setattr(FinestTrainer, "pretrain", lambda self, *a, **k: calls.append(1))

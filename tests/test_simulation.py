@@ -15,11 +15,11 @@ import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
-import recbole_finest.trainer as trainer_module
+import recbole_finest.finest.trainer as trainer_module
 from recbole_finest.config import Config
 from recbole_finest.data.loader import SequenceLoader
 from recbole_finest.data.sequences import TARGET_ID
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu

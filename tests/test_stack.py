@@ -21,7 +21,7 @@ def test_recbole_config_builds_under_numpy_2(tmp_path, monkeypatch):
     """RecBole's own ``Config`` (not only the plugin's) builds once the shim is in place."""
     from recbole.config import Config as RecBoleConfig
 
-    from recbole_finest.registry import register
+    from recbole_finest.compat.registry import register
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", sys.argv[:1])
@@ -34,7 +34,7 @@ def test_recbole_config_builds_under_numpy_2(tmp_path, monkeypatch):
 
 
 def test_aliases_map_to_the_types_numpy_1_had():
-    from recbole_finest.registry import set_numpy_aliases
+    from recbole_finest.compat.registry import set_numpy_aliases
 
     set_numpy_aliases()
     assert set_numpy_aliases() == []  # idempotent: nothing left to add
@@ -50,7 +50,7 @@ def test_recbole_metric_functions_resolve_their_aliases():
     """
     from recbole.evaluator import metrics as rb_metrics
 
-    from recbole_finest.registry import register
+    from recbole_finest.compat.registry import register
 
     register()
     hits = np.array([[False, True, True]])

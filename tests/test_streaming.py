@@ -13,8 +13,8 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
 from _cpu import on_cpu
-from recbole_finest.metrics import jaccard, rank_lists, rbo, stability_values, stream_stability
-from recbole_finest import stability
+from recbole_finest.stability.metrics import jaccard, rank_lists, rbo, stability_values, stream_stability
+from recbole_finest.stability import run as stability
 from recbole_finest.utils import get_model
 from conftest import tiny
 

@@ -14,8 +14,8 @@ from scipy import stats
 
 from recbole_finest import report
 from recbole_finest.config import Config
-from recbole_finest.study import grid_cells, resolve_grid, run_study
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.study.driver import grid_cells, resolve_grid, run_study
+from recbole_finest.finest.trainer import FinestTrainer
 from conftest import TINY_NARROW as TINY
 
 GRID = dict(
@@ -225,7 +225,7 @@ def test_folder_records_read_back_every_finished_cell(study, tmp_path):
     unreadable cell file is left out with a warning naming it."""
     import shutil
 
-    from recbole_finest.study_folder import StudyFolder
+    from recbole_finest.study.folder import StudyFolder
 
     def key(c):
         return c["selection"], c["seed"], c["method"]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from recbole_finest.config import Config
-from recbole_finest.study import run_study
-from recbole_finest.study_backend import cell_contents
+from recbole_finest.study.driver import run_study
+from recbole_finest.study.backend import cell_contents
 
 ray = pytest.importorskip("ray")
 

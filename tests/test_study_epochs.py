@@ -9,12 +9,12 @@ import torch
 
 from recbole_finest import report
 from recbole_finest.config import Config
-from recbole_finest.method_config import method_overrides
+from recbole_finest.finest.method_config import method_overrides
 from recbole_finest.quick_start import load_data
-from recbole_finest.stability import StabilityRun, epoch_label
-from recbole_finest.study import run_study
-from recbole_finest.study_epochs import cell_labels, split_label
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.stability.run import StabilityRun, epoch_label
+from recbole_finest.study.driver import run_study
+from recbole_finest.study.epochs import cell_labels, split_label
+from recbole_finest.finest.trainer import FinestTrainer
 from conftest import tiny, TINY_NARROW
 
 TINY = tiny(TINY_NARROW, drop=("finest_epochs",), perturb_ratio=0.01)

@@ -25,9 +25,9 @@ from recbole_finest.config import Config
 from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, bucketed_batches
 from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, TrainingSequences
 from recbole_finest.fileio import run_file
-from recbole_finest.reference import ReferenceLists, reference_dtype
-from recbole_finest.scoring import mask_items, masked_item_loss
-from recbole_finest.trainer import FinestTrainer
+from recbole_finest.finest.reference import ReferenceLists, reference_dtype
+from recbole_finest.finest.scoring import mask_items, masked_item_loss
+from recbole_finest.finest.trainer import FinestTrainer
 from recbole_finest.utils import get_model
 
 from _cpu import on_cpu

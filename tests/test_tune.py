@@ -226,7 +226,7 @@ def test_environment_keys_never_block_resuming_a_study(tmp_path, monkeypatch):
     """Study and tune cut cache identity in one place: a key of where a run happens (e.g.
     ``wandb_project``) leaves the study fingerprint as it is, as it leaves tune's digest."""
     from recbole_finest.config import ENVIRONMENT_KEYS
-    from recbole_finest.study import fingerprint
+    from recbole_finest.study.driver import fingerprint
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", sys.argv[:1])

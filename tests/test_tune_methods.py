@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray")
 from test_tune import write_tiny_config, write_tiny_dataset  # noqa: E402
 
 from recbole_finest.config import Config, properties_dir  # noqa: E402
-from recbole_finest.method_config import method_overrides  # noqa: E402
+from recbole_finest.finest.method_config import method_overrides  # noqa: E402
 from recbole_finest.methods import METHODS  # noqa: E402
 from recbole_finest.tune import load_search_space  # noqa: E402
 from recbole_finest.tune.methods import LEARNING_RATE, method_space, methods_yaml, run_tune_methods  # noqa: E402

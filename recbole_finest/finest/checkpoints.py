@@ -1,4 +1,4 @@
-"""The checkpoints of :class:`~recbole_finest.trainer.FinestTrainer`: atomic saving, loading, resuming.
+"""The checkpoints of :class:`~recbole_finest.finest.trainer.FinestTrainer`: atomic saving, loading, resuming.
 
 :class:`CheckpointMixin` replaces RecBole ``Trainer``'s checkpoint methods: the content
 and rank guard are RecBole's (``registry.trainer_checkpoint`` / ``writes_checkpoints``),
@@ -11,7 +11,7 @@ import torch
 from recbole.utils import set_color
 
 from recbole_finest.fileio import load_checkpoint, save_checkpoint
-from recbole_finest.registry import resume_trainer, trainer_checkpoint, writes_checkpoints
+from recbole_finest.compat.registry import resume_trainer, trainer_checkpoint, writes_checkpoints
 
 
 def load_state(model, state, path):

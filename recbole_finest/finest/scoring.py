@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_finest.data.sequences import TARGET_ID, TARGET_SEQ, take
-from recbole_finest.model_kind import ModelAdapter, check_model
+from recbole_finest.compat.model_kind import ModelAdapter, check_model
 
 
 def disable_anomaly_detection():

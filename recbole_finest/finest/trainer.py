@@ -11,7 +11,7 @@ Drop-in for RecBole scripts: ``trainer = FinestTrainer(config, model)`` then
 The phases are also public (``pretrain``, ``build_reference``, ``finetune``) for the
 stability protocol, which trains several models from one initialisation. Plugin keys are
 read from ``config.settings`` and the method's :class:`MethodSettings`; the checkpoint
-methods live in :mod:`recbole_finest.trainer_checkpoints`.
+methods live in :mod:`recbole_finest.finest.checkpoints`.
 """
 
 import os
@@ -27,12 +27,12 @@ from recbole_finest.config import check_topk
 from recbole_finest.data.loader import PREFIX, SEQUENCE, SequenceLoader, eval_batches
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import new_run_id, run_file
-from recbole_finest.loss import rank_preserving_loss
-from recbole_finest.method_config import MethodSettings, method_settings
-from recbole_finest.reference import ReferenceLists
-from recbole_finest.registry import start_trainer_phase
-from recbole_finest.scoring import SequenceScorer
-from recbole_finest.trainer_checkpoints import CheckpointMixin
+from recbole_finest.finest.loss import rank_preserving_loss
+from recbole_finest.finest.method_config import MethodSettings, method_settings
+from recbole_finest.finest.reference import ReferenceLists
+from recbole_finest.compat.registry import start_trainer_phase
+from recbole_finest.finest.scoring import SequenceScorer
+from recbole_finest.finest.checkpoints import CheckpointMixin
 
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 SIM_KINDS_PER_EPOCH = ("deletion", "replacement", "insertion")
@@ -107,7 +107,7 @@ class FinestTrainer(CheckpointMixin, Trainer):
         """Per-run values are arguments; the ``Config`` is only read.
 
         Args:
-            method: the fine-tuning method: a :class:`~recbole_finest.method_config.MethodSettings`
+            method: the fine-tuning method: a :class:`~recbole_finest.finest.method_config.MethodSettings`
                 (name + its fine-tuning keys), a method name, or None for ``finetune_method``.
             run_id: the run this trainer belongs to (default: a new one, :func:`fileio.new_run_id`).
                 Its checkpoints are ``<checkpoint_dir>/<model>-<run_id>/<phase><tag>.pth`` and its

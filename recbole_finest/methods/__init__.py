@@ -9,7 +9,7 @@ Baselines (FINEST spec section 6) plug into the two hooks: ``apt`` augments each
 data with fake users generated from the model (``methods.apt``); ``acae``, ``apr_fgsm``,
 ``apr_bim``, ``apr_pgd``, ``pamacf`` and ``vat`` add an adversarial loss term
 (``methods.adversarial_training``, built on the one perturbation module
-``recbole_finest.adversarial``). None of them runs a data simulation.
+``recbole_finest.methods.attacks``). None of them runs a data simulation.
 """
 
 from dataclasses import dataclass

@@ -6,7 +6,7 @@ extra term only, so every method's batch loss is
 
     L(theta) + adv_lambda * L(theta; delta_adv)
 
-with ``delta_adv`` found by ``recbole_finest.adversarial`` (detached: no gradient through
+with ``delta_adv`` found by ``recbole_finest.methods.attacks`` (detached: no gradient through
 the attack) and
 
 * ``acae``: FGSM noise of norm ``adv_eps`` on every input sequence embedding (Yuan et al.
@@ -30,7 +30,7 @@ start is drawn from that state too).
 
 import torch
 
-from recbole_finest.adversarial import (
+from recbole_finest.methods.attacks import (
     adversarial_delta,
     call_with_item_table,
     eval_mode,

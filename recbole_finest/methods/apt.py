@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_finest.adversarial import eval_mode
+from recbole_finest.methods.attacks import eval_mode
 from recbole_finest.data.sequences import TrainingSequences
 
 

@@ -1,7 +1,7 @@
 """Reports: seed statistics, Welch t-tests, Markdown / CSV / JSON tables and PNG plots.
 
 Every table and plot of the plugin is drawn here: the stability study's
-(:mod:`recbole_finest.study`), the Ray Tune search's (:mod:`recbole_finest.report.search`)
+(:mod:`recbole_finest.study.driver`), the Ray Tune search's (:mod:`recbole_finest.report.search`)
 and, through these helpers, the update report's (:mod:`recbole_finest.update.report`).
 
 - :mod:`~recbole_finest.report.labels`: display names, the keys of a group.
@@ -11,7 +11,7 @@ and, through these helpers, the update report's (:mod:`recbole_finest.update.rep
 - :mod:`~recbole_finest.report.search`: a search's trial table and frontier plot.
 
 Input of the study report is a list of *cell records*, one per (model, selection, kind,
-ratio, seed, method) as written by :mod:`recbole_finest.study`::
+ratio, seed, method) as written by :mod:`recbole_finest.study.driver`::
 
     {"model": "SASRec", "selection": "random", "kind": "deletion", "ratio": 0.001,
      "seed": 2020, "method": "finest", "metrics": {"rbo": 0.81, "jaccard@10": 0.42, ...}}

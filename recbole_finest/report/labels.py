@@ -32,3 +32,8 @@ def method_label(method):
 def ratio_label(ratio):
     """0.001 -> ``0.1%``."""
     return f"{100 * float(ratio):g}%"
+
+
+def epoch_label(name, epoch):
+    """Name of the state (and study cell) of method / stage ``name`` after ``epoch`` fine-tuning epochs."""
+    return f"{name}@e{int(epoch)}"

@@ -145,7 +145,7 @@ def is_final(cell):
 def epoch_curves(cells, metric="rbo", baseline="original", methods=None):
     """Gain of every method over ``baseline`` by fine-tuning epoch, paired by seed.
 
-    Cells carry ``base_method`` and ``epoch`` (:mod:`recbole_finest.study_epochs`); cells
+    Cells carry ``base_method`` and ``epoch`` (:mod:`recbole_finest.study.epochs`); cells
     without ``epoch`` are left out. A seed's gain is ``100 * (m - b) / b`` with ``m`` the
     method's and ``b`` the baseline's ``metric`` of the same seed and group; the baseline
     itself is the point (epoch 0, gain 0).

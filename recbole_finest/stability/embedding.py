@@ -4,7 +4,7 @@ embeddings are perturbed adversarially (not a study family:
 
 The model's item embedding table ``W [n_rows, H]`` gets one perturbation ``delta`` shared by
 all test instances (the real items' rows only; every row's L2 norm ``<= eps``), found by
-FGSM / BIM / PGD (``recbole_finest.adversarial``; ``adv_steps`` iterations of ``adv_alpha``
+FGSM / BIM / PGD (``recbole_finest.methods.attacks``; ``adv_steps`` iterations of ``adv_alpha``
 for BIM / PGD, PGD from a uniform point of the ball seeded by ``seed``). The attack runs in
 eval mode and maximises, summed over the test instances (``emb_stability_objective``):
 
@@ -26,16 +26,16 @@ import torch.nn.functional as F
 from recbole.utils import set_color
 from tqdm import tqdm
 
-from recbole_finest.adversarial import (
+from recbole_finest.methods.attacks import (
     adversarial_delta,
     call_with_item_table,
     check_attack,
     eval_mode,
     item_rows_mask,
 )
-from recbole_finest.loss import rank_preserving_loss
-from recbole_finest.metrics import jaccard, rbo
-from recbole_finest.stability import test_rank_lists
+from recbole_finest.finest.loss import rank_preserving_loss
+from recbole_finest.stability.metrics import jaccard, rbo
+from recbole_finest.stability.run import test_rank_lists
 
 OBJECTIVES = ("loss", "ranks")
 

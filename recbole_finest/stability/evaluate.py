@@ -1,6 +1,6 @@
 """Comparison of models A and B on the test split: rank lists, reciprocal ranks, RBO / Jaccard@k.
 
-Used by :class:`recbole_finest.stability.StabilityRun`: one pass over the test loader per
+Used by :class:`recbole_finest.stability.run.StabilityRun`: one pass over the test loader per
 model pair (streamed: one batch of scores alive at a time). Each model scores each test
 batch once; the same scores give RecBole's accuracy metrics (its ``Collector`` /
 ``Evaluator``, what ``Trainer.evaluate`` runs), the target ranks and the RBO / Jaccard@k.
@@ -13,7 +13,7 @@ from tqdm import tqdm
 from recbole.evaluator import Collector, Evaluator
 from recbole.utils import set_color
 
-from recbole_finest.metrics import jaccard, rank_lists, rbo, stream_stability
+from recbole_finest.stability.metrics import jaccard, rank_lists, rbo, stream_stability
 
 ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 

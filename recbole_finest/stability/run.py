@@ -18,19 +18,15 @@ from recbole_finest.config import check_dataset_limits
 from recbole_finest.data.perturb import perturb
 from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.fileio import new_run_id
-from recbole_finest.method_config import method_settings
-from recbole_finest.stability_eval import (  # noqa: F401  (re-exported: the comparison's public names)
+from recbole_finest.finest.method_config import method_settings
+from recbole_finest.stability.evaluate import (  # noqa: F401  (re-exported: the comparison's public names)
     ACCURACY_KEYS, EvalOutput, compare_instances, compare_models, evaluate_model, eval_scores, target_ranks,
     test_outputs, test_rank_lists,
 )
-from recbole_finest.stability_states import ModelStates
-from recbole_finest.trainer import FinestTrainer
-from recbole_finest.utils import get_model
-
-
-def epoch_label(name, epoch):
-    """Name of the state (and study cell) of method / stage ``name`` after ``epoch`` fine-tuning epochs."""
-    return f"{name}@e{int(epoch)}"
+from recbole_finest.stability.states import ModelStates
+from recbole_finest.finest.trainer import FinestTrainer
+from recbole_finest.compat.models import get_model
+from recbole_finest.report.labels import epoch_label  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ class StabilityRun:
             interrupted study never trains a model twice.
         method_overrides: optional ``{method: {key: value}}`` of fine-tuning keys that differ
             per method (``study_method_config``, a trial's budget); a method fine-tunes with
-            its :class:`~recbole_finest.method_config.MethodSettings`.
+            its :class:`~recbole_finest.finest.method_config.MethodSettings`.
         seed: the run's seed (default: ``config["seed"]``).
         perturbation: model B's :class:`Perturbation` (default: the ``perturb_*`` keys).
         checkpoint_dir: folder of the trainers' checkpoints (default: ``checkpoint_dir``).
@@ -193,7 +189,7 @@ class StabilityRun:
         return cache[key]
 
     def method_settings(self, method):
-        """The :class:`~recbole_finest.method_config.MethodSettings` ``method`` fine-tunes with (its overrides)."""
+        """The :class:`~recbole_finest.finest.method_config.MethodSettings` ``method`` fine-tunes with (its overrides)."""
         return method_settings(self.config, method, self.method_overrides.get(method))
 
     def finetune(self, method, epochs=()):

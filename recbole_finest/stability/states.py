@@ -12,7 +12,7 @@ import os
 from logging import getLogger
 
 from recbole_finest.fileio import UnreadableFileError, load_checkpoint, save_checkpoint
-from recbole_finest.stability_eval import EvalOutput
+from recbole_finest.stability.evaluate import EvalOutput
 
 
 class ModelStates:

@@ -1,7 +1,7 @@
 """Where the cells of a stability study run: this process (``local``) or Ray tasks (``ray``).
 
 A study's unit of work is a *group*: the unfinished methods of one (model, seed,
-perturbation) cell group, computed by :func:`recbole_finest.study.compute_group`.
+perturbation) cell group, computed by :func:`recbole_finest.study.driver.compute_group`.
 
 * ``study_backend: local`` (the default): the groups run one after another in this process;
   model A of a seed is trained once and kept in memory for the seed's other perturbations.
@@ -50,8 +50,8 @@ class GroupSpec:
     def config(self, seed, pert, gpu_id):
         """The model's ``Config`` in a task: its own checkpoint folder per group, no progress bars."""
         from recbole_finest.config import Config
-        from recbole_finest.study import ratio_tag
-        from recbole_finest.tune import isolated
+        from recbole_finest.study.folder import ratio_tag
+        from recbole_finest.tune.cluster import isolated
 
         sel, kind, ratio = pert
         checkpoints = os.path.join(self.config_dict.get("checkpoint_dir") or os.path.abspath("saved"),
@@ -66,8 +66,9 @@ def group_task(spec, runner, seed, pert, methods):
     from recbole.utils import init_seed
 
     from recbole_finest.quick_start import load_data
-    from recbole_finest.study import ModelContext, StudyFolder, compute_group
-    from recbole_finest.tune import ray_gpu_id, worker_setup
+    from recbole_finest.study.cells import ModelContext, compute_group
+    from recbole_finest.study.folder import StudyFolder
+    from recbole_finest.tune.cluster import ray_gpu_id, worker_setup
 
     worker_setup()
     config = spec.config(seed, pert, ray_gpu_id())
@@ -79,7 +80,8 @@ def group_task(spec, runner, seed, pert, methods):
 
 def group_spec(base, config, saved, config_file_list, config_dict, overrides, folder):
     """:class:`GroupSpec` of ``config``'s model, with the same precedence as the driver's ``Config``."""
-    from recbole_finest.tune import CLI_KEYS, absolute_overrides
+    from recbole_finest.tune.identity import CLI_KEYS
+    from recbole_finest.tune.setup import absolute_overrides
 
     model = config["model"]
     command_line = {k: v for k, v in base.cmd_config_dict.items() if k not in CLI_KEYS}
@@ -102,7 +104,7 @@ def ray_groups(base, config, runner, groups, saved, config_file_list, config_dic
     """
     import ray
 
-    from recbole_finest.tune import init_ray, resources_of
+    from recbole_finest.tune.cluster import init_ray, resources_of
 
     logger = getLogger()
     resources = resources_of(base, "study_resources_per_cell")

@@ -18,10 +18,10 @@ trained twice:
   ``<study_dir>/cells/<model>/<selection>-<kind>-r<ratio>/seed<seed>/<method>.json`` (plus
   the per-instance arrays in ``.npz``); a resumed study skips it. With ``study_eval_epochs``
   the states after earlier epochs of the same fine-tuning are cells too
-  (``<method>@e<epoch>.json``, :mod:`recbole_finest.study_epochs`).
+  (``<method>@e<epoch>.json``, :mod:`recbole_finest.study.epochs`).
 
 ``study_method_config`` gives a method its own fine-tuning keys
-(:mod:`recbole_finest.method_config`); each cell records them (``method_config``).
+(:mod:`recbole_finest.finest.method_config`); each cell records them (``method_config``).
 
 After the grid, :mod:`recbole_finest.report` writes ``results.md`` / ``results.csv`` /
 ``tests.csv`` / ``results.json`` and the plots into ``study_dir`` next to the resolved
@@ -34,11 +34,11 @@ instances)}`` with :func:`register_family`; the grid, cache and reports stay the
 
 This module is the study's driver (:func:`run_study`); the jobs it drives are modules of
 their own, and their public names are importable from here too:
-:mod:`~recbole_finest.study_grid` (the ``study_*`` grid), :mod:`~recbole_finest.study_cells`
-(families, :class:`ModelContext`, :func:`compute_group`), :mod:`~recbole_finest.study_folder`
-(cell and state files), :mod:`~recbole_finest.study_resume` (settings fingerprints),
-:mod:`~recbole_finest.study_backend` (local / Ray), :mod:`~recbole_finest.study_epochs`
-(``study_eval_epochs``) and :mod:`~recbole_finest.study_report` (tables and plots).
+:mod:`~recbole_finest.study.grid` (the ``study_*`` grid), :mod:`~recbole_finest.study.cells`
+(families, :class:`ModelContext`, :func:`compute_group`), :mod:`~recbole_finest.study.folder`
+(cell and state files), :mod:`~recbole_finest.study.resume` (settings fingerprints),
+:mod:`~recbole_finest.study.backend` (local / Ray), :mod:`~recbole_finest.study.epochs`
+(``study_eval_epochs``) and :mod:`~recbole_finest.study.report` (tables and plots).
 """
 
 import os
@@ -50,20 +50,22 @@ import yaml
 from recbole.utils import init_seed, set_color
 from tqdm import tqdm
 
-from recbole_finest import report, study_epochs
+from recbole_finest import report
+
+from recbole_finest.study import epochs as study_epochs
 from recbole_finest.config import Config
 from recbole_finest.data.perturb import perturbation_size
 from recbole_finest.fileio import check_writable, write_json, write_text
-from recbole_finest.method_config import method_overrides
-from recbole_finest.registry import init_logger
-from recbole_finest.study_backend import check_backend, ray_groups
-from recbole_finest.study_cells import (  # noqa: F401  (re-exported)
+from recbole_finest.finest.method_config import method_overrides
+from recbole_finest.compat.registry import init_logger
+from recbole_finest.study.backend import check_backend, ray_groups
+from recbole_finest.study.cells import (  # noqa: F401  (re-exported)
     ModelContext, check_interaction_grid, compute_group, get_family, interaction_cells, register_family,
 )
-from recbole_finest.study_folder import StudyFolder, ratio_tag, study_folder  # noqa: F401  (re-exported)
-from recbole_finest.study_grid import GRID_KEYS, _as_list, grid_cells, resolve_grid  # noqa: F401  (re-exported)
-from recbole_finest.study_report import user_groups, write_report  # noqa: F401  (re-exported)
-from recbole_finest.study_resume import (  # noqa: F401  (re-exported)
+from recbole_finest.study.folder import StudyFolder, ratio_tag, study_folder  # noqa: F401  (re-exported)
+from recbole_finest.study.grid import GRID_KEYS, _as_list, _first_model, grid_cells, resolve_grid  # noqa: F401  (re-exported)
+from recbole_finest.study.report import user_groups, write_report  # noqa: F401  (re-exported)
+from recbole_finest.study.resume import (  # noqa: F401  (re-exported)
     VOLATILE_KEYS, _check_fingerprint, _plain, _store_fingerprint, fingerprint, resolved_config,
 )
 
@@ -72,22 +74,6 @@ def _model_config(model, dataset, config_file_list, config_dict, overrides):
     cfg_dict = dict(config_dict or {})
     cfg_dict.update(overrides.get(model, {}) if overrides else {})
     return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=cfg_dict)
-
-
-def _first_model(model, config_file_list, config_dict):
-    """The model of the first Config: ``model``, the dict / files' ``model`` or first ``study_models``."""
-    if model is not None:
-        return model
-    sources = [dict(config_dict or {})]
-    for path in config_file_list or []:
-        with open(path, encoding="utf-8") as f:
-            sources.append(yaml.safe_load(f) or {})
-    for key in ("model", "study_models"):
-        for src in sources:
-            value = src.get(key)
-            if value:
-                return value[0] if isinstance(value, list) else value
-    return None
 
 
 def run_study(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, ray_address=None):
@@ -177,7 +163,7 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                     raise ValueError(f"config key 'study_ratios': {e}") from None
             runner, _ = get_family(family)
             groups = [(seed, pert, methods) for seed, pert, methods in todo if methods]
-            if base["study_backend"] == "ray":  # the same groups as Ray tasks (recbole_finest.study_backend)
+            if base["study_backend"] == "ray":  # the same groups as Ray tasks (recbole_finest.study.backend)
                 finished = ray_groups(base, config, runner, groups, saved, config_file_list, config_dict,
                                       overrides, folder, ray_address)
             else:

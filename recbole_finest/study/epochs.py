@@ -15,9 +15,9 @@ import re
 from collections import OrderedDict
 
 from recbole_finest.fileio import write_json
-from recbole_finest.method_config import KEY as METHOD_CONFIG_KEY
-from recbole_finest.method_config import method_overrides, method_settings
-from recbole_finest.stability import epoch_label
+from recbole_finest.finest.method_config import KEY as METHOD_CONFIG_KEY
+from recbole_finest.finest.method_config import method_overrides, method_settings
+from recbole_finest.report.labels import epoch_label
 
 KEY = "study_eval_epochs"
 _LABEL = re.compile(r"^(?P<method>.+)@e(?P<epoch>[0-9]+)$")

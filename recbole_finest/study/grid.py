@@ -6,12 +6,14 @@ One config describes the grid::
 
 The union of the main grid and of every sub-grid in ``study_grids`` is run
 (:func:`grid_cells`); the methods are checked here, the perturbations by the grid check of
-the ``perturb_family`` (:func:`recbole_finest.study_cells.register_family`).
+the ``perturb_family`` (:func:`recbole_finest.study.cells.register_family`).
 """
 
 from collections import OrderedDict
 
-from recbole_finest.study_cells import get_family
+import yaml
+
+from recbole_finest.study.families import get_family
 
 GRID_KEYS = ("study_models", "study_methods", "study_selections", "study_kinds", "study_ratios", "study_seeds")
 
@@ -91,3 +93,19 @@ def grid_cells(grids):
                                 .setdefault((sel, kind, float(ratio)), [])
                             methods += [m for m in g["methods"] if m not in methods]
     return cells
+
+
+def _first_model(model, config_file_list, config_dict):
+    """The model of the first Config: ``model``, the dict / files' ``model`` or first ``study_models``."""
+    if model is not None:
+        return model
+    sources = [dict(config_dict or {})]
+    for path in config_file_list or []:
+        with open(path, encoding="utf-8") as f:
+            sources.append(yaml.safe_load(f) or {})
+    for key in ("model", "study_models"):
+        for src in sources:
+            value = src.get(key)
+            if value:
+                return value[0] if isinstance(value, list) else value
+    return None

@@ -6,7 +6,7 @@ from logging import getLogger
 
 from recbole.utils import get_local_time, set_color
 
-from recbole_finest.registry import init_logger
+from recbole_finest.compat.registry import init_logger
 from recbole_finest.config import Config, properties_dir
 from recbole_finest.fileio import check_writable
 from recbole_finest.tune.cluster import init_ray, resources_of, restore_cuda

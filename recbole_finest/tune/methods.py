@@ -29,7 +29,7 @@ from logging import getLogger
 import yaml
 from recbole.utils import set_color
 
-from recbole_finest.registry import init_logger
+from recbole_finest.compat.registry import init_logger
 from recbole_finest.config import Config, properties_dir
 from recbole_finest.fileio import write_json, write_text
 from recbole_finest.methods import get_method
@@ -67,7 +67,7 @@ def expected_trials(space, num_samples):
 
 def tuned_models_and_methods(config):
     """``(models, methods)`` of the per-method tuning, validated before any search."""
-    from recbole_finest.study import _as_list
+    from recbole_finest.study.grid import _as_list
 
     models = _as_list(config, "study_models", [config["model"]])
     methods = config["tune_methods"] or [m for m in _as_list(config, "study_methods") if m != "original"]
@@ -131,7 +131,7 @@ def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dic
     """
     import ray
 
-    from recbole_finest.study import _first_model
+    from recbole_finest.study.grid import _first_model
 
     base = Config(_first_model(model, config_file_list, config_dict), dataset, config_file_list, config_dict)
     init_logger(base)

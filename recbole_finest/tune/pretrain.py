@@ -69,7 +69,7 @@ def ensure_pretrained(setup, config, splits=None, shared=None):
 
 def _pretrain(config, splits, stem):
     """Pre-train A and B of ``config`` in a private checkpoint folder (removed afterwards)."""
-    from recbole_finest.stability import StabilityRun
+    from recbole_finest.stability.run import StabilityRun
 
     train_data, valid_data = splits
     checkpoints = stem + f".checkpoints-{os.getpid()}"
@@ -102,7 +102,7 @@ def stability_run(config, splits, paths, method_overrides=None):
 
     ``method_overrides``: ``{method: {key: value}}`` (a trial's budget of ``finest_epochs``).
     """
-    from recbole_finest.stability import StabilityRun
+    from recbole_finest.stability.run import StabilityRun
 
     train_data, valid_data = splits
     return StabilityRun(config, train_data, valid_data, valid_data, saved=False,

@@ -12,8 +12,8 @@ from recbole.utils import set_color
 from tqdm import tqdm
 
 from recbole_finest.data.sequences import take
-from recbole_finest.metrics import jaccard, rank_lists, rbo
-from recbole_finest.scoring import SequenceScorer
+from recbole_finest.stability.metrics import jaccard, rank_lists, rbo
+from recbole_finest.finest.scoring import SequenceScorer
 
 ACCURACY = ("mrr", "recall@10", "ndcg@10")
 _METRIC = re.compile(r"^(mrr|recall|hit|ndcg)(?:@(\d+))?$")

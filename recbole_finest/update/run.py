@@ -16,13 +16,13 @@ from recbole.utils import init_seed, set_color
 
 from recbole_finest.config import Config
 from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint, write_json
-from recbole_finest.registry import init_logger, create_dataset
+from recbole_finest.compat.registry import init_logger, create_dataset
 from recbole_finest.update.checks import check_update_keys, deployed_state
 from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, churn, score_contexts
 from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
 from recbole_finest.update.report import V1, add_relative, lowest_churn, markdown, write_report
 from recbole_finest.update.strategies import UpdateTrainer, strategies_of
-from recbole_finest.utils import get_model
+from recbole_finest.compat.models import get_model
 
 # keys that decide what a cached v1 / v2 state is (update_cache_dir); the v2 budget (epochs,
 # learning rate) is part of each v2 file name instead, so a run with another budget reuses v1

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from recbole.trainer import Trainer
 
 from recbole_finest.data.sequences import TARGET_ID
-from recbole_finest.loss import rank_preserving_loss
+from recbole_finest.finest.loss import rank_preserving_loss
 from recbole_finest.methods import get_method
-from recbole_finest.scoring import SequenceScorer
-from recbole_finest.trainer import FINETUNE, FinestTrainer
+from recbole_finest.finest.scoring import SequenceScorer
+from recbole_finest.finest.trainer import FINETUNE, FinestTrainer
 
 STRATEGIES = ("retrain", "warm_start", "distill", "finest")
 WEIGHTED = {"distill": "update_distill_weight", "finest": "update_finest_weight"}

@@ -42,7 +42,7 @@ from recbole_finest.config import Config  # noqa: E402
 from recbole_finest.fileio import load_checkpoint, save_checkpoint, write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
 from recbole_finest.utils import get_model  # noqa: E402
-from recbole_finest.trainer import PRETRAIN, FinestTrainer  # noqa: E402
+from recbole_finest.finest.trainer import PRETRAIN, FinestTrainer  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "bert4rec_convergence")
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)

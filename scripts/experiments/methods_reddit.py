@@ -2,7 +2,7 @@
 
 Regenerates the "Baselines", "Ablations" and "Embedding-level stability" tables of
 docs/results.md. Three steps (each resumable; trained models and finished cells are
-cached in the study folder by ``recbole_finest.study``):
+cached in the study folder by ``recbole_finest.study.driver``):
 
     python scripts/experiments/methods_reddit.py grid --seeds 2020          # stability cells of one seed
     python scripts/experiments/methods_reddit.py embedding --seeds 2020     # embedding attacks on its models A
@@ -74,7 +74,7 @@ def grid(seeds, selections=("random", "casper"), methods=None):
     Sub-grids of the same study folder can run in parallel processes: model A's trained
     states are cached in the folder, so a process finds the ones another has finished.
     """
-    from recbole_finest.study import run_study
+    from recbole_finest.study.driver import run_study
 
     torch.set_num_threads(1)
     return run_study(config_file_list=CONFIG_FILES, config_dict=config_dict(seeds, selections, methods))
@@ -85,10 +85,10 @@ def embedding(seeds):
     from recbole.utils import init_logger, init_seed
 
     from recbole_finest.config import Config
-    from recbole_finest.embedding_stability import clean_outputs, embedding_stability
+    from recbole_finest.stability.embedding import clean_outputs, embedding_stability
     from recbole_finest.fileio import load_checkpoint, write_json
     from recbole_finest.quick_start import load_data
-    from recbole_finest.study import StudyFolder
+    from recbole_finest.study.driver import StudyFolder
     from recbole_finest.utils import get_model
 
     torch.set_num_threads(1)

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 from recbole_finest import report  # noqa: E402
 from recbole_finest.fileio import write_text  # noqa: E402
 from recbole_finest.methods import METHODS  # noqa: E402
-from recbole_finest.study_folder import StudyFolder  # noqa: E402
+from recbole_finest.study.folder import StudyFolder  # noqa: E402
 
 
 def complete_seeds(records):

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 sys.path.insert(0, os.path.dirname(__file__))
 
 from recbole_finest import report  # noqa: E402
-from recbole_finest.study_folder import StudyFolder  # noqa: E402
+from recbole_finest.study.folder import StudyFolder  # noqa: E402
 from paper_tables import _p, fill  # noqa: E402
 
 METRICS = ("rbo", "jaccard@10", "mrr", "ndcg@10")

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 from recbole_finest.config import Config, properties_dir  # noqa: E402
 from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
-from recbole_finest.stability import StabilityRun, format_table  # noqa: E402
+from recbole_finest.stability.run import StabilityRun, format_table  # noqa: E402
 
 
 def main():

@@ -32,8 +32,8 @@ from recbole_finest.config import Config, properties_dir  # noqa: E402
 from recbole_finest.data.loader import uses_masked_windows, uses_target_split, window_stride  # noqa: E402
 from recbole_finest.fileio import write_json  # noqa: E402
 from recbole_finest.quick_start import load_data  # noqa: E402
-from recbole_finest.model_kind import ModelAdapter  # noqa: E402
-from recbole_finest.stability import StabilityRun  # noqa: E402
+from recbole_finest.compat.model_kind import ModelAdapter  # noqa: E402
+from recbole_finest.stability.run import StabilityRun  # noqa: E402
 
 DEFAULT_EPOCHS = 10
 KEYS = ("mrr", "recall@10", "ndcg@10", "rbo", "jaccard@10")
