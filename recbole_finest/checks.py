@@ -112,4 +112,4 @@ def _tune_metric(name):
 
 
 #: a tuned metric's name; ``config.validate`` checks that a Jaccard@k is the one of ``jaccard_k``
-TUNE_METRIC = Check(_tune_metric, "one of rbo, jaccard@<jaccard_k>, ndcg@10, mrr, mrr@10, recall@10")
+TUNE_METRIC = Check(_tune_metric, "one of rbo, frbo@<frbo_k>, jaccard@<jaccard_k>, ndcg@10, mrr, mrr@10, recall@10")

@@ -34,7 +34,7 @@ TRAIN_UNITS = ("auto", "sequence", "prefix")
 REFERENCE_PROTOCOLS = ("shared", "independent")
 REPLACE_RULES = ("random", "least_popular")
 #: every key starting with one of these belongs to the plugin and must be in :data:`KEYS`
-PREFIXES = ("finest_", "perturb_", "study_", "tune_", "adv_", "apt_", "rbo_", "jaccard_", "emb_", "pamacf_",
+PREFIXES = ("finest_", "perturb_", "study_", "tune_", "adv_", "apt_", "rbo_", "jaccard_", "frbo_", "emb_", "pamacf_",
             "vat_", "casper_")
 #: environment keys of RecBole and the command line (the plugin's own are tagged on their fields)
 OTHER_ENVIRONMENT_KEYS = frozenset({
@@ -160,11 +160,13 @@ class CasperSettings(Group):
 
 @dataclass(frozen=True)
 class MetricSettings(Group):
-    """Stability metrics: RBO (``rbo_p``, ``rbo_depth``) and Jaccard@``jaccard_k``."""
+    """Stability metrics: RBO (``rbo_p``, ``rbo_depth``), Jaccard@``jaccard_k`` and FRBO@``frbo_k``."""
 
     rbo_p: float = key(1.0, RBO_P)
     rbo_depth: int = key(None, optional(POSITIVE_INT))
     jaccard_k: int = key(10, POSITIVE_INT)
+    frbo_k: int = key(10, POSITIVE_INT)
+    frbo_p: float = key(0.9, RBO_P)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ def _cell(method, seed, rbo, jac):
 def test_keys_follow_jaccard_k():
     assert report.stability_keys({"mrr", "jaccard@20", "rbo", "jaccard@5"}) == ("rbo", "jaccard@5", "jaccard@20")
     assert report.metric_keys({"jaccard@5"}) == ("rbo", "jaccard@5", "mrr", "recall@10", "ndcg@10")
-    assert report.METRICS == ("rbo", "jaccard@10", "mrr", "recall@10", "ndcg@10")
+    assert report.METRICS == ("rbo", "frbo@10", "jaccard@10", "mrr", "recall@10", "ndcg@10")
+    assert report.stability_keys({"frbo@20", "jaccard@5", "frbo@5", "rbo"}) == ("rbo", "frbo@5", "frbo@20", "jaccard@5")
+    assert report.label("frbo@10") == "FRBO@10"
 
 
 def test_summary_user_groups_and_plots_with_jaccard_k_5(tmp_path):

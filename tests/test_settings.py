@@ -141,7 +141,7 @@ def test_tune_metric_follows_jaccard_k(tmp_path):
         with pytest.raises(ConfigError, match=r"config key 'tune_metric' is jaccard@10 but jaccard_k is 5"):
             Config("SASRec", "ml-100k", config_dict={**TINY, "jaccard_k": 5, "tune_metric": "jaccard@10"})
         with pytest.raises(ConfigError, match=r"config key 'tune_accuracy_metric' must be one of rbo, "
-                                              r"jaccard@<jaccard_k>, ndcg@10"):
+                                              r"frbo@<frbo_k>, jaccard@<jaccard_k>, ndcg@10"):
             Config("SASRec", "ml-100k", config_dict={**TINY, "tune_accuracy_metric": "jaccard@x"})
 
 
@@ -159,7 +159,8 @@ def test_a_jaccard_at_5_search_reports_jaccard_at_5(tmp_path):
     from recbole_finest.tune import TuneSetup, reported, score, write_outputs
     from recbole_finest.tune.methods import MethodSearch
 
-    assert reported(5) == ("rbo", "jaccard@5", "ndcg@10", "mrr", "mrr@10", "recall@10")
+    assert reported(5) == ("rbo", "frbo@10", "jaccard@5", "ndcg@10", "mrr", "mrr@10", "recall@10")
+    assert reported(5, 20) == ("rbo", "frbo@20", "jaccard@5", "ndcg@10", "mrr", "mrr@10", "recall@10")
     baseline = {"rbo": 0.5, "jaccard@5": 0.4, "ndcg@10": 0.30, "mrr": 0.2}
     setup = TuneSetup(model="SASRec", dataset="ml-100k", config_files=[], overrides={}, seeds=[1], cache_dir="",
                       budgets=[2], metric="jaccard@5", jaccard_k=5)

@@ -79,13 +79,13 @@ def two_models(tmp_path_factory):
 def test_compare_models_streams_the_full_matrix_values(two_models, rbo_p, rbo_depth):
     """Streaming over RecBole's test loader gives the full-matrix values to 1e-12 (and the same target ranks)."""
     model_a, model_b, test, _ = two_models
-    cfg = {"rbo_p": rbo_p, "rbo_depth": rbo_depth, "jaccard_k": 10}
+    cfg = {"rbo_p": rbo_p, "rbo_depth": rbo_depth, "jaccard_k": 10, "frbo_k": 10, "frbo_p": 0.9}
     lists_a, ranks_a, users = stability.test_outputs(model_a, test, rbo_depth)
     lists_b, ranks_b, _ = stability.test_outputs(model_b, test, rbo_depth)
     assert len(test) > 1 and lists_a.shape[0] > test.step  # several eval batches
     full = stability.compare_instances(lists_a, lists_b, cfg)
     streamed = stability.compare_models(model_a, model_b, test, cfg, accuracy=False)
-    for key in ("rbo", "jaccard@10"):
+    for key in ("rbo", "jaccard@10", "frbo@10"):
         assert streamed[key].shape == full[key].shape
         assert torch.allclose(streamed[key], full[key].cpu(), rtol=0, atol=1e-12), key
     assert 0.0 < float(streamed["rbo"].mean()) < 1.0

@@ -5,10 +5,18 @@ LABELS = {"rbo": "RBO", "mrr": "MRR", "recall@10": "Recall@10", "ndcg@10": "NDCG
 GROUP_KEYS = ("model", "selection", "kind", "ratio")
 
 
+def _at_keys(keys, name):
+    """The keys ``<name>@<k>`` among ``keys``, by k."""
+    prefix = name + "@"
+    return sorted({k for k in keys if k.startswith(prefix) and k[len(prefix):].isdigit()},
+                  key=lambda k: int(k[len(prefix):]))
+
+
 def stability_keys(keys):
-    """``("rbo", "jaccard@<k>", ...)``: RBO and every Jaccard@k among ``keys`` by k (the k is the
-    run's ``jaccard_k``, read off the results rather than assumed to be 10)."""
-    return ("rbo", *sorted({k for k in keys if k.startswith("jaccard@")}, key=lambda k: int(k[8:])))
+    """``("rbo", "frbo@<k>", ..., "jaccard@<k>", ...)``: RBO, every FRBO@k and every Jaccard@k among
+    ``keys`` by k (the k are the run's ``frbo_k`` / ``jaccard_k``, read off the results rather than
+    assumed to be 10; results written before FRBO existed have none)."""
+    return ("rbo", *_at_keys(keys, "frbo"), *_at_keys(keys, "jaccard"))
 
 
 def metric_keys(keys):
@@ -16,12 +24,14 @@ def metric_keys(keys):
     return (*stability_keys(keys), *ACCURACY)
 
 
-#: the columns of a run with the default ``jaccard_k: 10``
-METRICS = metric_keys(("jaccard@10",))
+#: the columns of a run with the default ``jaccard_k: 10`` and ``frbo_k: 10``
+METRICS = metric_keys(("frbo@10", "jaccard@10"))
 
 
 def label(metric):
-    """Display name of a metric key (``jaccard@10`` -> ``Jaccard@10``)."""
+    """Display name of a metric key (``jaccard@10`` -> ``Jaccard@10``, ``frbo@10`` -> ``FRBO@10``)."""
+    if metric.startswith("frbo@"):
+        return "FRBO" + metric[4:]
     return LABELS.get(metric, metric[:1].upper() + metric[1:])
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from recbole.evaluator import Collector, Evaluator
 from recbole.utils import set_color
 
-from recbole_finest.stability.metrics import jaccard, rank_lists, rbo, stream_stability
+from recbole_finest.stability.metrics import frbo, jaccard, rank_lists, rbo, stream_stability
 
 ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 
@@ -102,11 +102,12 @@ class AccuracyStream:
 
 
 def compare_instances(lists_a, lists_b, config):
-    """Per-instance RLS of two models' rank lists: ``{"rbo": [N], "jaccard@k": [N]}`` float tensors."""
-    k = config["jaccard_k"]
+    """Per-instance RLS of two models' rank lists: ``{"rbo": [N], "jaccard@k": [N], "frbo@k": [N]}`` float tensors."""
+    k, fk = config["jaccard_k"], config["frbo_k"]
     return {
         "rbo": rbo(lists_a, lists_b, p=config["rbo_p"]),
         f"jaccard@{k}": jaccard(lists_a, lists_b, k=k),
+        f"frbo@{fk}": frbo(lists_a, lists_b, k=fk, p=config["frbo_p"]),
     }
 
 
@@ -116,12 +117,12 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False, acc
 
     Both models score each eval batch once; the scores give RecBole's accuracy metrics
     (:class:`AccuracyStream`, when ``accuracy``), each instance's target rank, and become
-    rank lists (depth ``rbo_depth``, at least ``jaccard_k``) that are compared and
+    rank lists (depth ``rbo_depth``, at least ``jaccard_k`` / ``frbo_k``) that are compared and
     discarded (``metrics.stream_stability``): memory ``O(eval batch x n_items)`` on the
     models' device.
 
     Returns:
-        dict of CPU tensors ``[N]``: ``rbo``, ``jaccard@k`` (float64), ``rank_a``,
+        dict of CPU tensors ``[N]``: ``rbo``, ``jaccard@k``, ``frbo@<frbo_k>`` (float64), ``rank_a``,
         ``rank_b`` (long, 0-based position of the next item in each model's full ranking)
         and ``user`` (long, RecBole internal user id); with ``accuracy`` also ``result_a`` /
         ``result_b``, RecBole's metric dicts of each model (``Trainer.evaluate``'s values).
@@ -147,7 +148,8 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False, acc
             yield scores_a, scores_b
             del scores_a, scores_b  # one batch of scores alive at a time
 
-    out = stream_stability(pairs(), p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"])
+    out = stream_stability(pairs(), p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"],
+                           frbo_k=config["frbo_k"], frbo_p=config["frbo_p"])
     empty = torch.empty(0, dtype=torch.long)
     out.update({key: torch.cat(parts) if parts else empty for key, parts in ranks.items()})
     for key, stream, model in zip(("result_a", "result_b"), streams, (model_a, model_b)):

@@ -8,9 +8,11 @@ float32 CPU scores with NumPy):
   ``RankingSimilarity(a, b).rbo(p=p)`` (default ``p=1.0`` = average overlap, what the
   paper's reference code uses).
 * :func:`jaccard` -- Jaccard similarity of the top-k sets.
-* :func:`stream_stability` -- per-instance RBO and Jaccard@k of two models from their
-  scores, batch by batch of instances: memory ``O(batch x n_items)`` whatever the number
-  of instances (no ``[N, n_items]`` rank lists are ever held).
+* :func:`frbo` -- finite rank-biased overlap FRBO@k (Betello et al., ECIR 2024): RBO of the
+  top-k lists normalised to 1 for identical and 0 for disjoint top-k lists.
+* :func:`stream_stability` -- per-instance RBO, Jaccard@k (and FRBO@k) of two models from
+  their scores, batch by batch of instances: memory ``O(batch x n_items)`` whatever the
+  number of instances (no ``[N, n_items]`` rank lists are ever held).
 
 These are not RecBole metric classes: a RecBole metric sees one model's scores, and
 stability compares two models' rankings of the same instances; the plugin computes it
@@ -27,6 +29,7 @@ __all__ = [
     "rank_lists",
     "rbo",
     "jaccard",
+    "frbo",
     "stability_values",
     "stream_stability",
 ]
@@ -218,9 +221,43 @@ def jaccard(a: torch.Tensor, b: torch.Tensor, k: int = 10) -> torch.Tensor:
     return inter / (la + lb - inter)
 
 
+def frbo(a: torch.Tensor, b: torch.Tensor, k: int = 10, p: float = 0.9) -> torch.Tensor:
+    """Finite rank-biased overlap FRBO@k of paired rank lists, row by row.
+
+    Betello, Siciliano, Mishra, Silvestri (ECIR 2024), with ``A_d = |a[:d] & b[:d]| / d``::
+
+        FRBO@k = (1 - p) / (1 - p^k) * sum_{d=1..k} p^(d-1) A_d      (0 < p < 1)
+        FRBO@k = 1 / k * sum_{d=1..k} A_d                            (p = 1, the limit)
+
+    The weights sum to 1 over ``d = 1..k``, so identical top-k lists give 1 and disjoint
+    ones 0; only the first ``k`` items of each list matter. Computed as :func:`rbo` of the
+    top-k lists divided by the weights' sum ``1 - p^k`` (one vectorized pass).
+
+    Args:
+        a: LongTensor ``[N, Da]`` rank lists (distinct items per row).
+        b: LongTensor ``[N, Db]`` rank lists (distinct items per row).
+        k: depth; lists shorter than ``k`` are used to ``min(Da, Db)`` (then normalised
+            over that depth).
+        p: persistence, ``1.0`` or in ``(0, 1)``.
+
+    Returns:
+        float64 tensor ``[N]`` in ``[0, 1]`` on the inputs' device.
+    """
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    p = float(p)
+    depth = min(k, a.shape[1], b.shape[1])
+    values = rbo(a[:, :depth], b[:, :depth], p=p)
+    if p < 1.0 and depth > 0:
+        values = (values / (1.0 - p ** depth)).clamp_(0.0, 1.0)
+    return values
+
+
 def stability_values(scores_a: torch.Tensor, scores_b: torch.Tensor, p: float = 1.0,
-                     depth: Optional[int] = None, k: int = 10) -> dict:
-    """Per-instance RBO and Jaccard@k of two models' scores on the same instances.
+                     depth: Optional[int] = None, k: int = 10, frbo_k: Optional[int] = None,
+                     frbo_p: float = 0.9) -> dict:
+    """Per-instance RBO, Jaccard@k (and FRBO@``frbo_k``) of two models' scores on the same instances.
 
     Args:
         scores_a: float ``[B, n_items]`` scores of model A (column 0 = padding item).
@@ -228,25 +265,31 @@ def stability_values(scores_a: torch.Tensor, scores_b: torch.Tensor, p: float = 
         p: RBO persistence (:func:`rbo`).
         depth: RBO depth (``None`` = full ranking of ``n_items - 1`` items).
         k: Jaccard cut-off.
+        frbo_k: FRBO depth (``None``: no FRBO); frbo_p: its persistence (:func:`frbo`).
 
     Returns:
-        ``{"rbo": float64 [B], f"jaccard@{k}": float64 [B]}`` on the scores' device: the same
-        values as :func:`rbo` / :func:`jaccard` of :func:`rank_lists` of each model (RBO on the
-        top-``depth`` lists, Jaccard on the top-``k`` lists).
+        ``{"rbo": float64 [B], f"jaccard@{k}": float64 [B]}`` (plus ``f"frbo@{frbo_k}"``) on
+        the scores' device: the same values as :func:`rbo` / :func:`jaccard` / :func:`frbo`
+        of :func:`rank_lists` of each model (RBO on the top-``depth`` lists, Jaccard on the
+        top-``k`` lists, FRBO on the top-``frbo_k`` lists), all from one ranking per model.
     """
     full = max(scores_a.shape[1] - 1, 0)
     rbo_depth = full if depth is None else max(0, min(int(depth), full))
-    list_depth = max(rbo_depth, min(int(k), full))
+    list_depth = max(rbo_depth, min(int(k), full), 0 if frbo_k is None else min(int(frbo_k), full))
     lists_a = rank_lists(scores_a, list_depth)
     lists_b = rank_lists(scores_b.to(scores_a.device), list_depth)
-    return {
+    out = {
         "rbo": rbo(lists_a[:, :rbo_depth], lists_b[:, :rbo_depth], p=p),
         f"jaccard@{int(k)}": jaccard(lists_a, lists_b, k=k),
     }
+    if frbo_k is not None:
+        out[f"frbo@{int(frbo_k)}"] = frbo(lists_a, lists_b, k=frbo_k, p=frbo_p)
+    return out
 
 
-def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k: int = 10) -> dict:
-    """Per-instance RBO and Jaccard@k of two models, computed batch by batch.
+def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k: int = 10,
+                     frbo_k: Optional[int] = None, frbo_p: float = 0.9) -> dict:
+    """Per-instance RBO, Jaccard@k (and FRBO@``frbo_k``) of two models, computed batch by batch.
 
     Each batch of scores is turned into rank lists, compared and discarded, so peak memory
     is that of one batch (``O(batch x n_items)``), on CPU or GPU (the scores' device), and
@@ -255,17 +298,22 @@ def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k
 
     Args:
         score_pairs: iterable of ``(scores_a [B_i, n_items], scores_b [B_i, n_items])``.
-        p, depth, k: as :func:`stability_values`.
+        p, depth, k, frbo_k, frbo_p: as :func:`stability_values`.
 
     Returns:
-        ``{"rbo": float64 [N], f"jaccard@{k}": float64 [N]}`` on the CPU, ``N = sum B_i``.
+        ``{"rbo": float64 [N], f"jaccard@{k}": float64 [N]}`` (plus ``f"frbo@{frbo_k}"``) on
+        the CPU, ``N = sum B_i``.
     """
     parts = {}
     for scores_a, scores_b in score_pairs:
-        for key, values in stability_values(scores_a, scores_b, p=p, depth=depth, k=k).items():
+        values_by_key = stability_values(scores_a, scores_b, p=p, depth=depth, k=k, frbo_k=frbo_k, frbo_p=frbo_p)
+        for key, values in values_by_key.items():
             parts.setdefault(key, []).append(values.cpu())
         del scores_a, scores_b  # not alive while the next batch is produced
     if not parts:
         empty = torch.empty(0, dtype=torch.float64)
-        return {"rbo": empty, f"jaccard@{int(k)}": empty.clone()}
+        out = {"rbo": empty, f"jaccard@{int(k)}": empty.clone()}
+        if frbo_k is not None:
+            out[f"frbo@{int(frbo_k)}"] = empty.clone()
+        return out
     return {key: torch.cat(values) for key, values in parts.items()}

@@ -69,7 +69,7 @@ class StabilityRun:
     ``pretrain()`` returns the Original row, ``finetune(method)`` the row of ``method``
     (pre-training first if needed). Every row is the mean over test instances; the
     per-instance values of the last call are kept in ``instances[method]`` (numpy arrays
-    ``rbo [N]``, ``jaccard@k [N]``, ``rr_a`` / ``rr_b [N]`` reciprocal ranks of A / B,
+    ``rbo [N]``, ``jaccard@k [N]``, ``frbo@k [N]``, ``rr_a`` / ``rr_b [N]`` reciprocal ranks of A / B,
     ``user [N]`` internal user ids).
 
     ``finetune(method, epochs)`` also evaluates the states after the given earlier
@@ -246,11 +246,13 @@ class StabilityRun:
         k = f"jaccard@{self.config['jaccard_k']}"
         rr_a = 1.0 / (compared["rank_a"].double() + 1)
         rr_b = 1.0 / (compared["rank_b"].double() + 1)
+        f = f"frbo@{self.config['frbo_k']}"
         self.instances[method] = {
-            "rbo": compared["rbo"].numpy(), k: compared[k].numpy(),
+            "rbo": compared["rbo"].numpy(), k: compared[k].numpy(), f: compared[f].numpy(),
             "rr_a": rr_a.numpy(), "rr_b": rr_b.numpy(), "user": compared["user"].numpy(),
         }
-        row = {"method": method, "rbo": float(compared["rbo"].mean()), k: float(compared[k].mean())}
+        row = {"method": method, "rbo": float(compared["rbo"].mean()), k: float(compared[k].mean()),
+               f: float(compared[f].mean())}
         results = {"A": {**compared["result_a"], "mrr": float(rr_a.mean())},
                    "B": {**compared["result_b"], "mrr": float(rr_b.mean())}}
         for key in ACCURACY_KEYS:
@@ -292,10 +294,10 @@ def run_stability(config, train_data, valid_data, test_data, saved=True, show_pr
 
 
 def format_table(rows, keys=None):
-    """Markdown table of result rows (one per method); default columns: RBO, every Jaccard@k, accuracy."""
+    """Markdown table of result rows (one per method); default columns: RBO, every FRBO@k and Jaccard@k, accuracy."""
     if keys is None:
-        jaccards = sorted({k for r in rows for k in r if k.startswith("jaccard@")}, key=lambda k: int(k[8:]))
-        keys = ("rbo", *jaccards, "mrr", "recall@10", "ndcg@10")
+        by_k = lambda name: sorted({k for r in rows for k in r if k.startswith(name)}, key=lambda k: int(k[len(name):]))
+        keys = ("rbo", *by_k("frbo@"), *by_k("jaccard@"), "mrr", "recall@10", "ndcg@10")
     keys = [k for k in keys if any(k in r for r in rows)]
     lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for r in rows:

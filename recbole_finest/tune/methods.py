@@ -35,7 +35,7 @@ from recbole_finest.fileio import write_json, write_text
 from recbole_finest.methods import get_method
 from recbole_finest.tune import cluster, driver
 from recbole_finest.tune.identity import CLI_KEYS
-from recbole_finest.tune.objective import is_jaccard
+from recbole_finest.tune.objective import is_frbo, is_jaccard
 from recbole_finest.tune.space import load_search_space
 
 LEARNING_RATE = "finest_learning_rate"
@@ -197,7 +197,7 @@ class MethodSearch:
     def choose(self, out):
         """Write the record of the best trial of the finished search ``out``."""
         best = out["best"]
-        jaccards = [k for k in best if is_jaccard(k)]  # the search's jaccard_k
+        jaccards = [k for k in best if is_frbo(k) or is_jaccard(k)]  # the search's frbo_k / jaccard_k
         write_json(self.done, {
             "model": self.model, "method": self.method, "params": {k: best[k] for k in self.space},
             "metrics": {k: best[k] for k in ("rbo", *jaccards, "ndcg@10", "mrr") if k in best},

@@ -10,9 +10,9 @@ INFEASIBLE = -1000.0
 ACCURACY = ("ndcg@10", "mrr", "mrr@10", "recall@10")
 
 
-def reported(jaccard_k):
-    """The metrics a trial reports: RBO, Jaccard@``jaccard_k`` (the run's key) and :data:`ACCURACY`."""
-    return ("rbo", f"jaccard@{int(jaccard_k)}", *ACCURACY)
+def reported(jaccard_k, frbo_k=10):
+    """The metrics a trial reports: RBO, FRBO@``frbo_k``, Jaccard@``jaccard_k`` (the run's keys) and :data:`ACCURACY`."""
+    return ("rbo", f"frbo@{int(frbo_k)}", f"jaccard@{int(jaccard_k)}", *ACCURACY)
 
 
 def is_jaccard(name):
@@ -20,9 +20,15 @@ def is_jaccard(name):
     return isinstance(name, str) and re.fullmatch(r"jaccard@[1-9][0-9]*", name) is not None
 
 
+def is_frbo(name):
+    """True for an FRBO@k metric name (``frbo@10``, ...)."""
+    return isinstance(name, str) and re.fullmatch(r"frbo@[1-9][0-9]*", name) is not None
+
+
 def is_reported(name):
-    """True for a name of :func:`reported` for some ``jaccard_k`` (``config.validate`` checks the k)."""
-    return name in ("rbo", *ACCURACY) or is_jaccard(name)
+    """True for a name of :func:`reported` for some ``jaccard_k`` / ``frbo_k`` (``config.validate``
+    checks the Jaccard k, ``tune.setup.setup_of`` the FRBO k)."""
+    return name in ("rbo", *ACCURACY) or is_jaccard(name) or is_frbo(name)
 
 
 def score(metrics, baseline, metric="rbo", mode="max", accuracy_metric="ndcg@10", max_drop=0.02):

@@ -98,7 +98,7 @@ def _best_header(folder, setup, best, goal):
 def write_outputs(folder, setup, space, search_space, user_overrides, results, baseline):
     """Results table (CSV + Markdown), best YAML, frontier plot, summary; returns their paths."""
     param_keys = list(space)
-    names = reported(setup.jaccard_k)
+    names = reported(setup.jaccard_k, setup.frbo_k)
     rows = collect_rows(results, param_keys, setup.budgets[-1])
     columns = search_columns(rows, param_keys, setup.metric, setup.accuracy_metric, names)
     goal, threshold = objective_text(setup, baseline)

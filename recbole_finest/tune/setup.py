@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from recbole_finest.checks import ConfigError
 from recbole_finest.config import Config
 from recbole_finest.tune.cluster import isolated
 from recbole_finest.tune.identity import PATH_KEYS
@@ -27,6 +28,7 @@ class TuneSetup:
     accuracy_metric: str = "ndcg@10"
     max_drop: Optional[float] = 0.02
     jaccard_k: int = 10  # the trials report jaccard@<jaccard_k> (tune.objective.reported)
+    frbo_k: int = 10  # and frbo@<frbo_k>
     reuse_pretrained: bool = True
     trials_dir: Optional[str] = None  # finished trial rows (recbole_finest.tune.trial_cache); None: not kept
     started: float = field(default_factory=time.time)
@@ -81,5 +83,16 @@ def setup_of(base, config_file_list, user_overrides, tune_dir):
                            base["tune_asha_reduction_factor"]),
         metric=base["tune_metric"], mode=base["tune_mode"], accuracy_metric=base["tune_accuracy_metric"],
         max_drop=base["tune_max_accuracy_drop"], reuse_pretrained=bool(base["tune_reuse_pretrained"]),
-        jaccard_k=int(base["jaccard_k"]),
+        jaccard_k=int(base["jaccard_k"]), frbo_k=_frbo_k(base),
     )
+
+
+def _frbo_k(base):
+    """``frbo_k``; a ``tune_metric`` / ``tune_accuracy_metric`` naming another FRBO@k is a ``ConfigError``."""
+    k = int(base["frbo_k"])
+    for key in ("tune_metric", "tune_accuracy_metric"):
+        name = base[key]
+        if name.startswith("frbo@") and name != f"frbo@{k}":
+            raise ConfigError(f"config key '{key}' is {name} but frbo_k is {k}: the trials report frbo@{k}; "
+                              f"set {key}: frbo@{k} or frbo_k: {name[len('frbo@'):]}")
+    return k

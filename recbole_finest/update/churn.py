@@ -1,7 +1,7 @@
 """Scores of a model on a ``ContextSet``, next-item accuracy from ranks, and per-user churn.
 
 Churn of v2 against v1 is measured per user on the *same* input (the user's history at
-T2): RBO and Jaccard@k of the two rank lists, and whether more than half of the top-k
+T2): RBO, FRBO@k and Jaccard@k of the two rank lists, and whether more than half of the top-k
 was replaced (``overlap@k < k / 2``).
 """
 
@@ -12,7 +12,7 @@ from recbole.utils import set_color
 from tqdm import tqdm
 
 from recbole_finest.data.sequences import take
-from recbole_finest.stability.metrics import jaccard, rank_lists, rbo
+from recbole_finest.stability.metrics import frbo, jaccard, rank_lists, rbo
 from recbole_finest.finest.scoring import SequenceScorer
 
 ACCURACY = ("mrr", "recall@10", "ndcg@10")
@@ -71,18 +71,23 @@ def accuracy(ranks, metrics=ACCURACY):
     return out
 
 
-def churn(lists_v1, lists_v2, k=10, p=1.0):
+def churn(lists_v1, lists_v2, k=10, p=1.0, frbo_k=None, frbo_p=0.9):
     """Per-user churn of two rank lists of the same inputs.
 
     Args:
-        lists_v1, lists_v2: long ``[U, depth]`` rank lists (depth >= k).
+        lists_v1, lists_v2: long ``[U, depth]`` rank lists (depth >= k, frbo_k).
+        frbo_k, frbo_p: FRBO@``frbo_k`` (``stability.metrics.frbo``); None: not computed.
 
-    Returns ``{"rbo": [U], "jaccard@k": [U], "changed": [U] bool}`` (CPU tensors);
-    ``changed`` = more than half of the top-k replaced, ``|top-k v1 & top-k v2| < k / 2``.
+    Returns ``{"rbo": [U], "jaccard@k": [U], "changed": [U] bool}`` (CPU tensors), plus
+    ``"frbo@<frbo_k>": [U]``; ``changed`` = more than half of the top-k replaced,
+    ``|top-k v1 & top-k v2| < k / 2``.
     """
     jac = jaccard(lists_v1, lists_v2, k=k)
     overlap = 2 * k * jac / (1 + jac)  # |A & B| from the Jaccard of two k-sets
-    return {"rbo": rbo(lists_v1, lists_v2, p=p), f"jaccard@{k}": jac, "changed": overlap < k / 2 - 1e-6}
+    out = {"rbo": rbo(lists_v1, lists_v2, p=p), f"jaccard@{k}": jac, "changed": overlap < k / 2 - 1e-6}
+    if frbo_k is not None:
+        out[f"frbo@{int(frbo_k)}"] = frbo(lists_v1, lists_v2, k=frbo_k, p=frbo_p)
+    return out
 
 
 class ValidationSet:

@@ -16,8 +16,9 @@ TOLERANCE = 0.01  # "within 1% of retrain"
 FRONTIER_METRIC = "ndcg@10"
 
 
-def columns(k):
-    return ["strategy", "rbo", f"jaccard@{k}", "changed", "rbo (no new data)", "mrr", "recall@10", "ndcg@10",
+def columns(k, frbo_k=None):
+    """The table columns; ``frbo@<frbo_k>`` after RBO when ``frbo_k`` (reports written before FRBO have none)."""
+    return ["strategy", "rbo", *([f"frbo@{frbo_k}"] if frbo_k else []), f"jaccard@{k}", "changed", "rbo (no new data)", "mrr", "recall@10", "ndcg@10",
             "ndcg@10 vs retrain"]
 
 
@@ -49,7 +50,7 @@ def _cell(value):
 
 def markdown(report):
     k = report["jaccard_k"]
-    cols = columns(k)
+    cols = columns(k, report.get("frbo_k"))
     heads = {"changed": f"top-{k} changed > half", "ndcg@10 vs retrain": "NDCG@10 vs retrain",
              "rbo (no new data)": "RBO (users without new data)"}
     lines = [f"# Model update: {report['model']} on {report['dataset']}", "",
@@ -125,7 +126,7 @@ def write_report(folder, report, per_user, dpi=80):
     """``results.md/.csv/.json``, ``churn.npz`` and ``churn_hist.png`` / ``frontier.png`` in ``folder``."""
     rows = report["rows"]
     write_text(os.path.join(folder, "results.md"), markdown(report))
-    write_text(os.path.join(folder, "results.csv"), to_csv(rows, columns(report["jaccard_k"])))
+    write_text(os.path.join(folder, "results.csv"), to_csv(rows, columns(report["jaccard_k"], report.get("frbo_k"))))
     write_json(os.path.join(folder, "results.json"), _finite(report))
     arrays = {key: per_user[key] for key in ("user", "has_new", "test_user")}
     for name, values in per_user["strategies"].items():

@@ -159,14 +159,15 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
     lr, k = config["update_learning_rate"] or config["learning_rate"], config["jaccard_k"]
     lists_v1, ranks_v1 = _lists_and_ranks(v1, sets, config, show_progress, "v1")
     has_new = _has_new(periods)[sets["contexts"].seq]
-    v1_row = {"strategy": V1, "rbo": 1.0, f"jaccard@{k}": 1.0, "changed": 0.0, "rbo (no new data)": 1.0,
+    v1_row = {"strategy": V1, "rbo": 1.0, f"frbo@{config['frbo_k']}": 1.0, f"jaccard@{k}": 1.0, "changed": 0.0,
+              "rbo (no new data)": 1.0,
               **accuracy(ranks_v1, ACCURACY)}
     rows, models, per_user = [v1_row], {}, {}
     for strategy in strategies:
         model = _v2_model(config, dataset, strategy, cache, deployed_state_ if strategy.warm else initial,
                           deployed_state_, history, epochs, lr, run_id, show_progress)
         lists, ranks = _lists_and_ranks(model, sets, config, show_progress, strategy.slug)
-        values = churn(lists_v1, lists, k=k, p=config["rbo_p"])
+        values = churn(lists_v1, lists, k=k, p=config["rbo_p"], frbo_k=config["frbo_k"], frbo_p=config["frbo_p"])
         rows.append(_churn_row(strategy.label, values, ranks, has_new, k))
         per_user[strategy.label] = {**{key: v.numpy() for key, v in values.items()},
                                     "rr_test": (1.0 / (ranks.double() + 1)).numpy()}
@@ -236,6 +237,7 @@ def _lists_and_ranks(model, sets, config, show_progress, label):
 def _churn_row(label, values, ranks, has_new, k):
     """The report row of one strategy: mean churn (``values``: per-user ``rbo``, ``jaccard@k``, ``changed``) and accuracy."""
     return {"strategy": label, "rbo": float(values["rbo"].mean()),
+            **{key: float(v.mean()) for key, v in values.items() if key.startswith("frbo@")},
             f"jaccard@{k}": float(values[f"jaccard@{k}"].mean()),
             "changed": float(values["changed"].double().mean()),
             "rbo (no new data)": float(values["rbo"][torch.from_numpy(~has_new)].mean())
@@ -249,6 +251,7 @@ def _report(config, periods, origin, epochs, lr, sets, rows):
         "model": config["model"], "dataset": config["dataset"], "seed": config["seed"],
         "cuts": list(config["update_cuts"]), "bounds": list(periods.bounds), "counts": periods.counts(),
         "deployed": origin, "epochs": int(epochs), "learning_rate": float(lr), "jaccard_k": config["jaccard_k"],
+        "frbo_k": config["frbo_k"],
         "n_churn_users": len(sets["contexts"]), "n_test_users": len(sets["test"]),
         "rows": add_relative(rows),
     }
