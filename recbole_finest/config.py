@@ -25,6 +25,7 @@ from recbole_finest.checks import ConfigError
 from recbole_finest.settings import (
     ENVIRONMENT_KEYS, KEYS, PREFIXES, RECBOLE_KEYS, RUNTIME_KEYS, PluginSettings, identity_items,
 )
+from recbole_finest.compat.literal import convert_config_dict, python_tag_error, yaml_loader
 from recbole_finest.compat.models import get_model
 
 #: the settings' tables and cache identity are importable from here too (``settings`` holds them)
@@ -52,12 +53,20 @@ def declared_keys():
     return known
 
 
-def read_yaml(path, loader=yaml.SafeLoader):
-    """A YAML mapping from ``path``; :class:`ConfigError` naming the file when it is not one."""
+def read_yaml(path, loader=None):
+    """A YAML mapping from ``path``; :class:`ConfigError` naming the file when it is not one.
+
+    ``loader`` defaults to :func:`~recbole_finest.compat.literal.yaml_loader` (RecBole's floats,
+    ``SafeLoader``): a ``!!python/...`` tag is a ``ConfigError`` naming the file.
+    """
+    loader = loader or yaml_loader()
     try:
         with open(path, encoding="utf-8") as f:
             content = yaml.load(f.read(), Loader=loader)
     except yaml.YAMLError as e:
+        refused = python_tag_error(path, e)
+        if refused:
+            raise ConfigError(refused) from None
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
@@ -98,6 +107,28 @@ class Config(RecBoleConfig):
                               f"when it is built): give it in config_dict, or pass a per-run value as an argument "
                               f"(FinestTrainer(method=, seed=), StabilityRun(seed=, perturbation=, method_overrides=))")
         super().__setitem__(key, value)
+
+    def _build_yaml_loader(self):
+        """RecBole's YAML loader on ``yaml.SafeLoader`` (:func:`~recbole_finest.compat.literal.yaml_loader`): no Python tags."""
+        return yaml_loader()
+
+    def __getstate__(self):
+        """The pickled state (checkpoints, Ray) holds no loader class: the safe checkpoint loader's allow-list stays as it is."""
+        state = dict(self.__dict__)
+        state.pop("yaml_loader", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.yaml_loader = yaml_loader()
+
+    def _convert_config_dict(self, config_dict):
+        """RecBole's string conversion of config-dict and command-line values, by a literal parser instead of ``eval``.
+
+        See :func:`~recbole_finest.compat.literal.parse_value`: literals are read; names, RecBole's
+        interval strings and expressions stay the strings as written (nothing is evaluated).
+        """
+        return convert_config_dict(config_dict)
 
     def _load_config_files(self, file_list):
         out = {}

@@ -39,15 +39,27 @@ def load_data(config):
     return dataset, data_preparation(config, dataset)
 
 
+#: fewest users a filtered dataset may keep: every reported number (RBO, Jaccard@k, MRR, Recall, NDCG)
+#: is a mean over the test users, and fewer than this give a table of one user's luck (docs/config.md)
+MIN_USERS = 10
+
+
 def check_dataset(config, dataset):
     """``ValueError`` naming the filters when the filtered dataset (None: RecBole found it empty) has nothing left;
-    then the limits that need its number of items."""
+    then the limits that need its number of items; then at least :data:`MIN_USERS` users."""
     if dataset is None or dataset.inter_num == 0 or dataset.user_num <= 1 or dataset.item_num <= 1:
         raise ValueError(
             f"dataset [{config['dataset']}] has no interactions left after RecBole's filters "
             f"(user_inter_num_interval: {config['user_inter_num_interval']}, item_inter_num_interval: "
             f"{config['item_inter_num_interval']}); loosen them, e.g. --user_inter_num_interval=\"[1,inf)\"")
     check_dataset_limits(config, dataset.item_num)
+    n_users = dataset.user_num - 1  # id 0 is padding
+    if n_users < MIN_USERS:
+        raise ValueError(
+            f"dataset [{config['dataset']}] has {n_users} user(s) left after RecBole's filters "
+            f"(user_inter_num_interval: {config['user_inter_num_interval']}, item_inter_num_interval: "
+            f"{config['item_inter_num_interval']}); results are means over users and need at least {MIN_USERS}: "
+            f"loosen the filters or use more data")
 
 
 def check_outputs(config, keys, saved=True):

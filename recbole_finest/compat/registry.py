@@ -82,7 +82,9 @@ def prefix_free_dataset_class():
     from recbole.data.dataset import SequentialDataset
     from recbole.data.interaction import Interaction
 
-    class PrefixFreeSequentialDataset(SequentialDataset):
+    from recbole_finest.compat.timestamps import ExactTimeMixin
+
+    class PrefixFreeSequentialDataset(ExactTimeMixin, SequentialDataset):
         """RecBole's ``SequentialDataset`` without stored per-prefix copies.
 
         RecBole 1.2.1's ``data_augmentation`` turns every interaction after a user's first
@@ -94,7 +96,8 @@ def prefix_free_dataset_class():
         interactions (``O(N)``). The lists of a batch are built when RecBole's loaders index
         the dataset (``dataset[index]``), equal to RecBole's (tested), so RecBole's
         splitting, filtering, remapping and eval loaders are unchanged. Memory
-        ``O(interactions)``; a batch costs ``O(batch x max_len)``.
+        ``O(interactions)``; a batch costs ``O(batch x max_len)``. Timestamps are finite and
+        float64 (:class:`~recbole_finest.compat.timestamps.ExactTimeMixin`).
         """
 
         def data_augmentation(self):

@@ -14,6 +14,31 @@ from recbole_finest.fileio import load_checkpoint, save_checkpoint
 from recbole_finest.compat.registry import resume_trainer, trainer_checkpoint, writes_checkpoints
 
 
+def checkpoint_meta(checkpoint, key):
+    """``key`` (``model`` / ``dataset``) a checkpoint was trained with: its ``config``'s (RecBole, FinestTrainer) or
+    its own (the update run's ``{"state_dict", "model", "dataset"}``); None when it does not say."""
+    cfg = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    try:
+        return cfg[key] if cfg is not None else checkpoint.get(key)
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def check_origin(checkpoint, path, config, key, verb="trains"):
+    """``ValueError`` naming config key ``key`` and ``path`` when the checkpoint was trained on another model or dataset.
+
+    One rule for every checkpoint a run starts from (``pretrained_model_path``,
+    ``deployed_model_path``): the model and dataset the checkpoint records must be this
+    run's; a checkpoint that records neither (a bare state dict) is checked by its
+    parameter names and shapes only (:func:`load_state`).
+    """
+    for name in ("model", "dataset"):
+        found = checkpoint_meta(checkpoint, name)
+        if found is not None and found != config[name]:
+            raise ValueError(f"config key '{key}': '{path}' is a checkpoint of {name} '{found}', but this run "
+                             f"{verb} {name} '{config[name]}'")
+
+
 def load_state(model, state, path):
     """``model.load_state_dict(state)``; a ``ValueError`` naming ``path`` when the state does not fit."""
     if not isinstance(state, dict):
@@ -40,8 +65,14 @@ class CheckpointMixin:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
     def load_model(self, path, verbose=True):
-        """Load model parameters from a plugin or RecBole checkpoint (or a bare state dict)."""
+        """Load model parameters from a plugin or RecBole checkpoint (or a bare state dict).
+
+        The config's ``pretrained_model_path`` must also be a checkpoint of this run's model and
+        dataset (:func:`check_origin`, the rule of ``deployed_model_path``).
+        """
         checkpoint = load_checkpoint(path, map_location=self.device)
+        if path == self.config["pretrained_model_path"]:
+            check_origin(checkpoint, path, self.config, "pretrained_model_path")
         state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
         load_state(self.model, state, path)
         self.model.load_other_parameter(checkpoint.get("other_parameter"))

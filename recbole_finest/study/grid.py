@@ -11,8 +11,7 @@ the ``perturb_family`` (:func:`recbole_finest.study.cells.register_family`).
 
 from collections import OrderedDict
 
-import yaml
-
+from recbole_finest.config import read_yaml
 from recbole_finest.study.families import get_family
 
 GRID_KEYS = ("study_models", "study_methods", "study_selections", "study_kinds", "study_ratios", "study_seeds")
@@ -101,8 +100,7 @@ def _first_model(model, config_file_list, config_dict):
         return model
     sources = [dict(config_dict or {})]
     for path in config_file_list or []:
-        with open(path, encoding="utf-8") as f:
-            sources.append(yaml.safe_load(f) or {})
+        sources.append(read_yaml(path))  # python tags refused, naming the file
     for key in ("model", "study_models"):
         for src in sources:
             value = src.get(key)

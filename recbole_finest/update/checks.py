@@ -10,6 +10,7 @@ from numbers import Number
 from recbole.utils import ModelType
 
 from recbole_finest.fileio import load_checkpoint
+from recbole_finest.finest.checkpoints import check_origin
 from recbole_finest.update.strategies import STRATEGIES, WEIGHTED, as_list, method_names
 
 
@@ -49,14 +50,6 @@ def check_update_keys(config):
         raise FileNotFoundError(f"config key 'deployed_model_path': checkpoint file not found: {path}")
 
 
-def _meta(checkpoint, key):
-    cfg = checkpoint.get("config") if isinstance(checkpoint, dict) else None
-    try:
-        return cfg[key] if cfg is not None else checkpoint.get(key)
-    except (KeyError, TypeError):
-        return None
-
-
 def deployed_state(path, config, model):
     """State dict of the deployed checkpoint ``path`` after checking it fits ``model`` and ``config``.
 
@@ -70,11 +63,7 @@ def deployed_state(path, config, model):
     checkpoint = load_checkpoint(path, map_location="cpu")
     if not isinstance(checkpoint, dict):
         raise ValueError(f"deployed_model_path '{path}' is not a RecBole checkpoint (a dict with a state_dict)")
-    for key in ("model", "dataset"):
-        found = _meta(checkpoint, key)
-        if found is not None and found != config[key]:
-            raise ValueError(f"deployed_model_path '{path}' is a checkpoint of {key} '{found}', but this run "
-                             f"updates {key} '{config[key]}'")
+    check_origin(checkpoint, path, config, "deployed_model_path", "updates")  # the rule of pretrained_model_path too
     state = checkpoint.get("state_dict", checkpoint)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
