@@ -14,6 +14,56 @@ installed with ``--no-deps`` (scripts/run.sh does it; docs/install.md by hand), 
 import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+#: Start-up hook: applies recbole_finest.compat.stack when RecBole is first imported, so plain
+#: RecBole scripts run in the plugin's environment (docs/library.md). Installed into site-packages.
+STARTUP_PTH = "recbole_finest-stack.pth"
+
+
+class BuildPyWithStartupHook(build_py):
+    """``build_py`` that also puts :data:`STARTUP_PTH` at the top of the wheel (site-packages)."""
+
+    def run(self):
+        super().run()
+        if not getattr(self, "editable_mode", False):
+            self.copy_file(STARTUP_PTH, os.path.join(self.build_lib, STARTUP_PTH))
+
+
+class _StrategyWithStartupHook:
+    """An editable-install strategy of setuptools that also writes :data:`STARTUP_PTH` into the wheel."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+
+    def __call__(self, wheel, files, mapping):
+        self.strategy(wheel, files, mapping)
+        with open(STARTUP_PTH, encoding="utf-8") as f:
+            wheel.writestr(STARTUP_PTH, f.read())
+
+    def __enter__(self):
+        self.strategy.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.strategy.__exit__(*exc)
+
+
+def commands():
+    """``build_py`` for wheels; ``editable_wheel`` for ``pip install -e .`` where setuptools has it (>= 64)."""
+    cmdclass = {"build_py": BuildPyWithStartupHook}
+    try:
+        from setuptools.command.editable_wheel import editable_wheel
+    except ImportError:
+        return cmdclass
+
+    class EditableWheelWithStartupHook(editable_wheel):
+        def _select_strategy(self, *args, **kwargs):
+            return _StrategyWithStartupHook(super()._select_strategy(*args, **kwargs))
+
+    cmdclass["editable_wheel"] = EditableWheelWithStartupHook
+    return cmdclass
 
 
 #: RecBole 1.2.1's runtime requirements (its metadata) without ``ray<=2.6.3``; ``rbo``'s
@@ -22,8 +72,8 @@ RECBOLE_REQUIRES = [
     "scipy>=1.6.0",
     "pandas>=1.3.0",
     "tqdm>=4.48.2",
-    "colorlog==4.7.2",
-    "colorama==0.4.4",
+    "colorlog>=4.7.2",             # RecBole pins ==; any later release works
+    "colorama>=0.4.4",
     "scikit-learn>=0.23.2",
     "pyyaml>=5.1.0",
     "tensorboard>=2.5.0",
@@ -56,12 +106,13 @@ setup(
         "torch>=2.0",
         "numpy>=2",
         "ray[tune]>=2.41",          # today's Tuner API (ray.tune.RunConfig, ray.tune.report)
-        "pandas<3",                 # pandas 3 breaks RecBole 1.2.1's dataset loading (token_seq remap, fillna)
+        # pandas 3 works: recbole_finest/compat/stack.py fixes RecBole 1.2.1's dataset code for it
         # no pyarrow pin: the old pyarrow<15 has no NumPy 2 build; ray[tune] itself needs pyarrow>=17
         "filelock",
         "matplotlib",
     ],
     extras_require={"test": ["pytest"]},
+    cmdclass=commands(),
     py_modules=["run_recbole_finest"],
     entry_points={"console_scripts": ["recbole-finest=run_recbole_finest:main"]},
 )

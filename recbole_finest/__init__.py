@@ -14,3 +14,10 @@ if importlib.util.find_spec("recbole") is None:
         f"plugin: run `{RECBOLE_STEP}` (its other requirements came with recbole-finest), or "
         "`bash scripts/run.sh test` in a checkout. See docs/install.md."
     )
+
+# RecBole 1.2.1 on today's stack (NumPy 2, pandas 3, torch >= 2.6, Ray >= 2.41): patched when its
+# modules are imported (recbole_finest.compat.stack). The recbole_finest-stack.pth start-up hook
+# does the same for scripts that never import the plugin.
+from recbole_finest.compat import startup as _startup  # noqa: E402
+
+_startup.install()

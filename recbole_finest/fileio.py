@@ -16,6 +16,9 @@ import uuid
 
 import torch
 
+# the loader and its errors live with RecBole's other compat code; callers catch the errors from here
+from recbole_finest.compat.checkpoints import UnreadableFileError, UnsafeCheckpointError, safe_load  # noqa: F401
+
 
 _UMASK_LOCK = threading.Lock()
 
@@ -106,21 +109,12 @@ def save_checkpoint(obj, path):
         torch.save(obj, tmp)
 
 
-class UnreadableFileError(ValueError):
-    """A file that exists but cannot be read back (truncated, corrupted, not of its format)."""
-
-
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by :func:`save_checkpoint` or by RecBole's trainer.
 
-    RecBole 1.2.1 stores its ``Config`` object inside checkpoints, which ``torch.load``
-    refuses under ``weights_only=True`` (the default since torch 2.6). Checkpoints are
-    files the user produced, so they are loaded with ``weights_only=False``.
+    :func:`recbole_finest.compat.checkpoints.safe_load`: ``torch.load(weights_only=True)`` with
+    RecBole's and the plugin's classes allowed. Raises ``FileNotFoundError``,
+    :class:`UnsafeCheckpointError` (a pickle naming anything else: never executed) or
+    :class:`UnreadableFileError` (truncated or not a checkpoint), each naming ``path``.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # truncated zip, bad pickle, EOF: torch raises any of these
-        raise UnreadableFileError(f"checkpoint file {path} cannot be read (truncated or not a torch "
-                                  f"checkpoint): {type(exc).__name__}: {exc}") from None
+    return safe_load(path, map_location=map_location)

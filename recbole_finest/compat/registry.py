@@ -1,21 +1,21 @@
 """Registration of the plugin's components with RecBole 1.2.1.
 
-This file and ``model_kind.py`` (the model-kind adapter) are the only places in
-recbole_finest that touch RecBole internals: here the NumPy aliases RecBole's ``Config``
-needs, the sequential dataset's prefix augmentation, the per-fit attributes RecBole's
+This file, ``stack.py`` (RecBole 1.2.1 on NumPy 2, pandas 3, torch >= 2.6, Ray >= 2.41),
+``checkpoints.py`` (the one checkpoint loader) and ``model_kind.py`` (the model-kind adapter)
+are the only places in recbole_finest that touch RecBole internals: here the sequential
+dataset's prefix augmentation, the per-fit attributes RecBole's
 ``Trainer`` sets (``start_trainer_phase``), its checkpoint content and distributed-rank guard
 (``trainer_checkpoint``, ``writes_checkpoints``) and ``resume_trainer``; in ``model_kind.py``
 the ``gather_indexes`` pick of SASRec / GRU4Rec (docs/architecture.md, "RecBole internals").
 Everything else uses RecBole's public classes.
 
 Call :func:`register` once (idempotent) before building a ``recbole.config.Config``: it
-makes RecBole 1.2.1 work under NumPy 2 (:func:`patch_numpy_aliases`).
+applies :mod:`~recbole_finest.compat.stack`.
 """
 from __future__ import annotations
 
 import copy
 import functools
-import warnings
 
 import numpy as np
 import torch
@@ -25,54 +25,11 @@ import torch
 HISTORY_START_FIELD = "finest_history_start"
 
 
-#: NumPy aliases that RecBole 1.2.1 assigns in ``Config.compatibility_settings`` and reads
-#: (``np.float`` in ``recbole.evaluator.metrics``, ``np.bool`` in GAUC, ``np.long`` ...), each
-#: mapped to a name that exists in NumPy 1 and NumPy 2 alike. RecBole assigns them from
-#: ``np.float_`` / ``np.complex_`` / ``np.unicode_``, which NumPy 2 removed, so every
-#: RecBole ``Config`` fails there under NumPy 2.
-NUMPY_ALIASES = {
-    "bool": "bool_", "int": "int_", "float": "float64", "complex": "complex128",
-    "object": "object_", "str": "str_", "long": "int_", "unicode": "str_",
-}
-
-
-def set_numpy_aliases() -> list:
-    """Set ``np.<alias>`` (``NUMPY_ALIASES``) where NumPy lacks it; returns the names set.
-
-    A name NumPy still has is left alone (NumPy 2 has ``np.bool`` and ``np.long`` again).
-    """
-    added = []
-    for alias, target in NUMPY_ALIASES.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # NumPy < 1.24 warns on the deprecated aliases
-            present = hasattr(np, alias)
-        if not present:
-            setattr(np, alias, getattr(np, target))
-            added.append(alias)
-    return added
-
-
-def _compatibility_settings(self) -> None:
-    """``recbole.config.Config.compatibility_settings`` that works under NumPy 1 and 2."""
-    set_numpy_aliases()
-
-
-def patch_numpy_aliases() -> None:
-    """Replace RecBole's ``Config.compatibility_settings`` by one valid under NumPy 2. Idempotent.
-
-    RecBole calls it from ``Config.__init__``; the replacement sets the same aliases from
-    names both NumPy versions have, and only where NumPy lacks them. They are set once here
-    too, so RecBole's metric functions work before any ``Config`` is built.
-    """
-    from recbole.config import configurator
-
-    configurator.Config.compatibility_settings = _compatibility_settings
-    set_numpy_aliases()
-
-
 def register() -> None:
-    """Make RecBole work under NumPy 2. Idempotent."""
-    patch_numpy_aliases()
+    """Make RecBole 1.2.1 work on today's stack (:func:`recbole_finest.compat.stack.apply`). Idempotent."""
+    from recbole_finest.compat import stack
+
+    stack.apply()
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,9 +39,7 @@ def prefix_free_dataset_class():
     from recbole.data.dataset import SequentialDataset
     from recbole.data.interaction import Interaction
 
-    from recbole_finest.compat.timestamps import ExactTimeMixin
-
-    class PrefixFreeSequentialDataset(ExactTimeMixin, SequentialDataset):
+    class PrefixFreeSequentialDataset(SequentialDataset):
         """RecBole's ``SequentialDataset`` without stored per-prefix copies.
 
         RecBole 1.2.1's ``data_augmentation`` turns every interaction after a user's first
@@ -96,8 +51,7 @@ def prefix_free_dataset_class():
         interactions (``O(N)``). The lists of a batch are built when RecBole's loaders index
         the dataset (``dataset[index]``), equal to RecBole's (tested), so RecBole's
         splitting, filtering, remapping and eval loaders are unchanged. Memory
-        ``O(interactions)``; a batch costs ``O(batch x max_len)``. Timestamps are finite and
-        float64 (:class:`~recbole_finest.compat.timestamps.ExactTimeMixin`).
+        ``O(interactions)``; a batch costs ``O(batch x max_len)``.
         """
 
         def data_augmentation(self):
@@ -232,9 +186,13 @@ def writes_checkpoints(config) -> bool:
 
 
 def trainer_checkpoint(trainer, epoch) -> dict:
-    """The content of RecBole 1.2.1's ``Trainer._save_checkpoint`` for ``trainer`` after ``epoch``."""
+    """The content of RecBole 1.2.1's ``Trainer._save_checkpoint`` for ``trainer`` after ``epoch``.
+
+    The config is stored as RecBole's own class (:func:`recbole_config`), so a RecBole
+    install without the plugin opens the file (``load_data_and_model``).
+    """
     return {
-        "config": trainer.config,
+        "config": recbole_config(trainer.config),
         "epoch": epoch,
         "cur_step": trainer.cur_step,
         "best_valid_score": trainer.best_valid_score,
@@ -242,6 +200,30 @@ def trainer_checkpoint(trainer, epoch) -> dict:
         "other_parameter": trainer.model.other_parameter(),
         "optimizer": trainer.optimizer.state_dict(),
     }
+
+
+#: Attributes of the plugin's ``Config`` that RecBole's has not (plugin classes, left out of checkpoints).
+PLUGIN_CONFIG_ATTRIBUTES = ("_settings", "_protocol_default", "protocol_files")
+
+
+def recbole_config(config):
+    """``config`` as an instance of RecBole's own ``recbole.config.Config``, for pickling into checkpoints.
+
+    A shallow copy of a plugin ``Config`` whose class is RecBole's, without the plugin's
+    attributes (:data:`PLUGIN_CONFIG_ATTRIBUTES`): same keys and values (plugin keys
+    included, as plain values), nothing that needs recbole_finest to unpickle. A RecBole
+    ``Config`` is returned as it is. (A checkpoint of one of the plugin's own models, e.g.
+    TiSASRec, still names that model's class: RecBole alone cannot build that model.)
+    """
+    import yaml
+    from recbole.config import Config as RecBoleConfig
+
+    if type(config) is RecBoleConfig or not isinstance(config, RecBoleConfig):
+        return config
+    plain = RecBoleConfig.__new__(RecBoleConfig)
+    plain.__dict__.update({k: v for k, v in vars(config).items() if k not in PLUGIN_CONFIG_ATTRIBUTES})
+    plain.yaml_loader = yaml.FullLoader  # what RecBole's _build_yaml_loader returns (the plugin's is its own class)
+    return plain
 
 
 def resume_trainer(trainer, checkpoint, resume_file) -> None:
