@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
 
 import torch
 
@@ -219,17 +220,17 @@ def safe_load(path, map_location=None):
             return torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc) and "Unsupported global" in str(exc):
-            found = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line]
-            raise UnsafeCheckpointError(_refusal(path, found[:1] or ["an object torch does not allow"])) from None
+            found = re.findall(r"GLOBAL (\S+) was not an allowed global", str(exc))
+            raise UnsafeCheckpointError(_refusal(path, found or ["an object torch does not allow"])) from None
         raise UnreadableFileError(_unreadable(path, exc)) from None
     except Exception as exc:  # truncated zip, bad pickle, EOF: torch raises any of these
         raise UnreadableFileError(_unreadable(path, exc)) from None
 
 
 def _refusal(path, names):
-    return (f"checkpoint file {path} was not loaded: it names Python objects outside the allow-list of "
-            f"RecBole's and recbole-finest's checkpoints ({', '.join(names)}); a checkpoint that runs code "
-            f"when opened is never loaded. If you trust the file and it holds your own model class, "
+    return (f"checkpoint file {path} was not loaded: it names {', '.join(names)}, outside the allow-list of "
+            f"RecBole's and recbole-finest's checkpoints (a checkpoint that could run code when opened is never "
+            f"unpickled). If you trust the file and it holds your own model class, "
             f"allow that class with torch.serialization.add_safe_globals([...]) first")
 
 
