@@ -31,7 +31,7 @@ TINY = dict(
     MAX_ITEM_LIST_LENGTH=MAX_LEN, epochs=1, finest_epochs=1, finest_topk=5, show_progress=False, seed=3,
     hidden_dropout_prob=0.0, attn_dropout_prob=0.0, dropout_prob=0.0, loss_type="CE",
 )
-KINDS = {"SASRec": CAUSAL, "GRU4Rec": CAUSAL, "TiSASRec": CAUSAL, "BERT4Rec": MASKED,
+KINDS = {"SASRec": CAUSAL, "GRU4Rec": CAUSAL, "TiSASRec": CAUSAL, "LRURec": CAUSAL, "BERT4Rec": MASKED,
          "NARM": PREFIX_ONLY, "Caser": PREFIX_ONLY}
 
 
@@ -61,7 +61,7 @@ def test_kind_from_capabilities_or_registry(build, name):
     assert SequenceScorer(model).masked == (KINDS[name] == MASKED)
 
 
-@pytest.mark.parametrize("name", ["SASRec", "GRU4Rec", "TiSASRec", "BERT4Rec"])
+@pytest.mark.parametrize("name", ["SASRec", "GRU4Rec", "TiSASRec", "LRURec", "BERT4Rec"])
 def test_scorer_scores_equal_full_sort_predict(build, name):
     model, batch = build(name)
     with torch.no_grad():
@@ -72,7 +72,7 @@ def test_scorer_scores_equal_full_sort_predict(build, name):
     assert "gather_indexes" not in vars(model)  # the adapter left nothing on the instance
 
 
-@pytest.mark.parametrize("name", ["SASRec", "GRU4Rec", "TiSASRec"])
+@pytest.mark.parametrize("name", ["SASRec", "GRU4Rec", "TiSASRec", "LRURec"])
 def test_causal_hidden_states_ignore_later_items(build, name):
     model, batch = build(name)
     adapter = ModelAdapter(model)

@@ -53,10 +53,12 @@ class SequenceScorer:
 
     def __init__(self, model, ft_ratio=0.0):
         check_model(model)
-        disable_anomaly_detection()
         self.model = model
         self.ft_ratio = ft_ratio or 0.0  # BERT4Rec: share of batches that mask only the last item
         self.adapter = ModelAdapter(model)  # the model's kind, chosen once
+        # after the adapter: its first use imports RecBole's model zoo (SINE) for the registry,
+        # which for a plugin model (LRURec, TiSASRec) built without that zoo switches detection on
+        disable_anomaly_detection()
         self.position_wise = self.adapter.causal
         self.masked = self.adapter.masked
 
