@@ -113,3 +113,12 @@ def _tune_metric(name):
 
 #: a tuned metric's name; ``config.validate`` checks that a Jaccard@k is the one of ``jaccard_k``
 TUNE_METRIC = Check(_tune_metric, "one of rbo, frbo@<frbo_k>, jaccard@<jaccard_k>, ndcg@10, mrr, mrr@10, recall@10")
+
+
+def _plain_name(name):
+    return (isinstance(name, str) and name not in (".", "..") and name.strip() == name
+            and all(c.isalnum() or c in "._-" for c in name) and not name.startswith("-"))
+
+
+#: a dataset name: one plain folder / file name (it names ``<data_path>/<dataset>/``, log and result paths)
+DATASET_NAME = Check(_plain_name, "a plain name of letters, digits, '.', '_' and '-' (no '/', not '..')")

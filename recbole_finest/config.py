@@ -21,7 +21,7 @@ import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
-from recbole_finest.checks import ConfigError
+from recbole_finest.checks import DATASET_NAME, ConfigError
 from recbole_finest.settings import (
     ENVIRONMENT_KEYS, KEYS, PREFIXES, RECBOLE_KEYS, RUNTIME_KEYS, PluginSettings, identity_items,
 )
@@ -151,6 +151,8 @@ class Config(RecBoleConfig):
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
                 raise ConfigError("dataset must be given: --dataset=<name>, a config file or a config dict")
+        if not DATASET_NAME(dataset):  # it becomes a folder, a log and a result path: nothing outside them
+            raise ConfigError(f"dataset must be {DATASET_NAME.allowed}, got {dataset!r}")
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):

@@ -7,8 +7,10 @@ write finished without an exception. The file gets the mode ``open()`` would giv
 """
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -46,9 +48,43 @@ def atomic_path(path):
         yield tmp
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; keep what open() would give
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE and not isinstance(exc, NoSpaceError):
+            raise NoSpaceError(path) from exc
+        raise
+
+
+#: errno values of a full disk (ENOSPC) or a full quota (EDQUOT)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class NoSpaceError(OSError):
+    """A write failed because the disk (or the quota) is full; the message names the path."""
+
+    def __init__(self, path):
+        super().__init__(errno.ENOSPC, "no space left on device", os.fspath(path))
+
+    def __str__(self):
+        return f"no space left on device: cannot write {self.filename} (free space in {os.path.dirname(self.filename)})"
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yield a temporary folder next to the folder ``path`` (which must not exist); rename it to ``path``
+    once everything in it was written. On failure it is removed: a result set is whole or absent."""
+    path = os.path.abspath(os.fspath(path))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=os.path.dirname(path))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
+        os.rename(tmp, path)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            raise NoSpaceError(os.path.join(path, os.path.basename(exc.filename or ""))) from exc
         raise
 
 
@@ -106,7 +142,8 @@ def _json_default(obj):
 def save_checkpoint(obj, path):
     """Atomically ``torch.save`` a checkpoint dict (tensors, numbers, strings, dicts)."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:  # a file object: a full disk raises OSError (ENOSPC), not torch's RuntimeError
+            torch.save(obj, f)
 
 
 def load_checkpoint(path, map_location="cpu"):

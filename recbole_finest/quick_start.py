@@ -1,5 +1,6 @@
 """``run_recbole_finest``: the plugin's counterpart of RecBole's ``run_recbole``."""
 
+import contextlib
 import os
 import sys
 from logging import getLogger
@@ -9,8 +10,10 @@ from recbole.utils import ModelType, init_seed, set_color
 
 from recbole_finest.config import Config, check_dataset_limits
 from recbole_finest.data.datasets import prepare_dataset
-from recbole_finest.fileio import check_writable, new_run_id, write_json, write_text
+from recbole_finest.data.files import atomic_files, check_has_rows, data_digest, load_error
+from recbole_finest.fileio import atomic_folder, check_writable, new_run_id, write_json, write_text
 from recbole_finest.compat.registry import init_logger, create_dataset
+from recbole_finest.run_folders import remove_unfinished, running
 from recbole_finest.stability.run import format_table, run_stability
 from recbole_finest.utils import get_model, get_trainer
 
@@ -21,6 +24,15 @@ def prepare_raw_data(config):
                     raw_data_file=config["raw_data_file"], download=config["download_datasets"], logger=getLogger())
 
 
+def dataset_digest(config):
+    """MD5 of the atomic files ``config`` loads (:func:`recbole_finest.data.files.data_digest`), which every
+    cache is keyed by; the files are converted or downloaded first when missing."""
+    prepare_raw_data(config)
+    if data_digest(config) is None:  # a dataset RecBole downloads itself: its loader fetches the files
+        _create_dataset(config)
+    return data_digest(config)
+
+
 def load_data(config):
     """Atomic files (converted or downloaded if missing), RecBole dataset and loaders.
 
@@ -28,15 +40,24 @@ def load_data(config):
     ``[N, max_len]`` prefix lists; RecBole's rows and loaders otherwise unchanged)."""
     logger = getLogger()
     prepare_raw_data(config)
-    try:
-        dataset = create_dataset(config)
-    except ValueError as exc:  # RecBole: "Some feat is empty, please check the filtering settings."
-        if "is empty" not in str(exc):
-            raise
-        dataset = None
+    dataset = _create_dataset(config)
     check_dataset(config, dataset)
+    logger.info(f"data: {', '.join(atomic_files(config))} (MD5 {data_digest(config)})")
     logger.info(dataset)
     return dataset, data_preparation(config, dataset)
+
+
+def _create_dataset(config):
+    """RecBole's dataset of ``config``; None when RecBole found it empty; a column it cannot read names its file."""
+    try:
+        return create_dataset(config)
+    except ValueError as exc:  # RecBole: "Some feat is empty, please check the filtering settings."
+        if "is empty" in str(exc):
+            return None
+        named = load_error(config, exc)
+        if named is None:
+            raise
+        raise named from None
 
 
 #: fewest users a filtered dataset may keep: every reported number (RBO, Jaccard@k, MRR, Recall, NDCG)
@@ -48,6 +69,7 @@ def check_dataset(config, dataset):
     """``ValueError`` naming the filters when the filtered dataset (None: RecBole found it empty) has nothing left;
     then the limits that need its number of items; then at least :data:`MIN_USERS` users."""
     if dataset is None or dataset.inter_num == 0 or dataset.user_num <= 1 or dataset.item_num <= 1:
+        check_has_rows(config)  # an empty file is not the filters' fault
         raise ValueError(
             f"dataset [{config['dataset']}] has no interactions left after RecBole's filters "
             f"(user_inter_num_interval: {config['user_inter_num_interval']}, item_inter_num_interval: "
@@ -74,6 +96,15 @@ def check_outputs(config, keys, saved=True):
             check_writable(value, key)
 
 
+def run_folder(config, run_id, saved=True):
+    """The run's checkpoint folder ``<checkpoint_dir>/<model>-<run_id>`` marked unfinished while the block
+    runs (:mod:`recbole_finest.run_folders`), after removing the folders of runs killed before they finished."""
+    if not saved:
+        return contextlib.nullcontext()
+    remove_unfinished(config["checkpoint_dir"])
+    return running(config["checkpoint_dir"], f"{config['model']}-{run_id}")
+
+
 def write_results(config, results, run_id):
     """``results.json`` and ``results.md`` in the run's own folder under ``results_dir``; returns the folder.
 
@@ -81,12 +112,13 @@ def write_results(config, results, run_id):
     checkpoint folder); the files themselves hold no id, so equal seeds give equal files.
     """
     folder = os.path.join(config["results_dir"], f"{config['model']}-{config['dataset']}-{run_id}")
-    write_json(os.path.join(folder, "results.json"), results)
-    text = f"# {config['model']} on {config['dataset']}\n\n{format_table(results['rows'])}\n"
-    write_text(os.path.join(folder, "results.md"), text)
-    write_text(os.path.join(folder, "config.yaml"), "".join(
-        f"{k}: {v!r}\n" for k, v in sorted(config.final_config_dict.items()) if isinstance(v, (int, float, str, bool, type(None)))
-    ))
+    with atomic_folder(folder) as tmp:  # the three files, or none (a full disk leaves no partial set)
+        write_json(os.path.join(tmp, "results.json"), results)
+        text = f"# {config['model']} on {config['dataset']}\n\n{format_table(results['rows'])}\n"
+        write_text(os.path.join(tmp, "results.md"), text)
+        write_text(os.path.join(tmp, "config.yaml"), "".join(
+            f"{k}: {v!r}\n" for k, v in sorted(config.final_config_dict.items()) if isinstance(v, (int, float, str, bool, type(None)))
+        ))
     return folder
 
 
@@ -120,10 +152,11 @@ def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_d
 
     if config["stability"]:
         run_id = new_run_id()
-        results = run_stability(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id)
-        logger.info(set_color("stability results", "yellow") + f" (reference protocol: {config['reference_protocol']})\n"
-                    + format_table(results["rows"]))
-        folder = write_results(config, results, run_id)
+        with run_folder(config, run_id, saved):
+            results = run_stability(config, train_data, valid_data, test_data, saved, show_progress, run_id=run_id)
+            logger.info(set_color("stability results", "yellow") + f" (reference protocol: "
+                        f"{config['reference_protocol']})\n" + format_table(results["rows"]))
+            folder = write_results(config, results, run_id)
         logger.info(f"results written to {folder}")
         return {"results": results, "results_dir": folder}
 

@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,40 @@ CASES = [
     ("12", "`--stability=False` with BPR", "`KeyError: 'neg_item_id'`",
      "general models keep RecBole's negative sampling: trained and tested"),
     ("13", "unknown model", "blames a missing lightgbm", "`unknown model 'SASRek' ...; did you mean SASRec, ...?`"),
+    # issue 41 (caches know their data, concurrent studies, full disks, unclear endings)
+    ("14", "another `raw_data_file` (or an edited `.inter`) under the same dataset name, with a study folder, "
+           "`update_cache_dir` or `tune_dir` of the old data",
+     "the study reports the old cells (\"all 2 cells finished earlier\"); `--update` reuses v1 / v2 of the old data; "
+     "tune's pre-trained pairs and trial rows are found by name (exit 0)",
+     "every cache is keyed by the content of the data: the MD5 of the atomic files RecBole loads "
+     "(`data/files.py`, read once per load). A study resumed on other data and an `update_cache_dir` of other data "
+     "are refused naming both MD5s; tune's pair and trial digests hold it, so other data gets its own entries"),
+    ("15", "`update_distill_weight: [0.5, 0.5]` (or `update_finest_weight`)",
+     "the same v2 trained twice, two identical rows",
+     "config error naming the key and the repeated weight, before data is loaded"),
+    ("16", "two `--study` runs on one `study_dir` at once", "every cell computed twice (no corruption)",
+     "a lock per cell (`<study_dir>/locks/`, `filelock`): a run computes the groups no other run holds, then waits "
+     "for the held ones and skips the cells finished meanwhile; each cell is computed once"),
+    ("17", "full disk under `checkpoint_dir` / `study_dir` / `results_dir`",
+     "raw `RuntimeError: [enforce fail at inline_container.cc:672]`; `[Errno 28]` without a path and "
+     "`results.md` / `config.yaml` missing",
+     "one line `no space left on device: cannot write <path>`; a run's result folder (and `--update`'s report) "
+     "is written as a temporary folder renamed when whole: all files or none"),
+    ("18", "`--dataset=../../x`, `--dataset=../esc`",
+     "a temp file written outside `data_path`; a failure on the log path",
+     "config error: a dataset must be a plain name (letters, digits, `.`, `_`, `-`; not `..`), before anything "
+     "is written"),
+    ("19", "header-only `.inter` with the filters `[0,inf)`", "\"loosen the filters\"",
+     "`<path> has no interactions (only a header line)`; the filter message stays for data the filters emptied"),
+    ("20", "a gzip file named `.tsv` as `raw_data_file`", "quotes 200 bytes of binary as a bad row",
+     "`<path> is gzip-compressed, not tab-separated text: decompress it (gunzip) ...` (also bzip2, xz, zip, zstd)"),
+    ("21", "a `.inter` with non-numeric timestamps", "pandas' error names the column, not the file",
+     "`<path>: column timestamp:float holds a value that is not a float number ...`"),
+    ("22", "a run killed during fine-tuning", "its checkpoint folder stays behind (1.2 MB); a rerun starts from "
+     "scratch beside it",
+     "not resumed: removed at the next start. A run marks `<checkpoint_dir>/.<model>-<run id>.running` while it "
+     "works, under an OS lock; the next stability or `--update` run in that `checkpoint_dir` removes the folders "
+     "whose marker nobody holds (killed or failed runs), never a working run's; a finished run keeps its folder"),
 ]
 
 
@@ -83,7 +118,7 @@ def render_doc():
     lines = [
         "# Reliability: bad inputs and faults",
         "",
-        "What each bad input or fault of issue 16 got before and gets now. Generated from",
+        "What each bad input or fault of issues 16 (cases 1-13) and 41 got before and gets now. Generated from",
         "`tests/test_reliability.py` (`python tests/test_reliability.py`); every row has a test there.",
         "On the command line every error below ends in one line `recbole-finest: error: ...`",
         "(set `RECBOLE_FINEST_TRACEBACK=1` for the traceback).",
@@ -100,14 +135,31 @@ def render_doc():
         "Limits that need the dataset (`finest_topk`, `jaccard_k`, `rbo_depth`, `topk` against the",
         "number of items) are checked right after loading, before the first epoch.",
         "",
+        "Every cache holds numbers computed from some data, and names that data by its content: the",
+        "MD5 of the atomic files RecBole loads (`recbole_finest/data/files.py`: the `.inter` or",
+        "benchmark files and the `.user` / `.item` files loaded), read once per load and logged with",
+        "them. It is stored in a study's `configs/<model>.json` (`data_md5`), in `update_cache_dir`'s",
+        "`fingerprint.json`, and hashed into tune's pre-trained pair and trial digests.",
+        "",
     ]
     return "\n".join(lines)
 
 
+#: the test files whose ``test_case<id>_...`` functions back the rows of :data:`CASES`
+CASE_FILES = ("test_reliability.py", "test_trust.py")
+
+
+def tested_cases():
+    """The case ids that have a test ``test_case<id>_...`` in one of :data:`CASE_FILES` (present ones)."""
+    import re
+
+    files = (Path(__file__).with_name(name) for name in CASE_FILES)
+    return {m for f in files if f.is_file() for m in re.findall(r"^def test_case(\w+?)_", f.read_text(), re.M)}
+
+
 def test_docs_table_is_current():
     assert DOC.read_text(encoding="utf-8") == render_doc(), "run: python tests/test_reliability.py"
-    tested = {name.split("_")[1][len("case"):] for name in globals() if name.startswith("test_case")}
-    assert tested == {c for c, *_ in CASES}
+    assert tested_cases() == {c for c, *_ in CASES}
 
 
 @pytest.fixture
@@ -530,6 +582,289 @@ def test_case13_unknown_model_lists_close_names(dirs):
     assert "lightgbm" not in str(info.value).lower()
     with pytest.raises(ValueError, match=r"unknown model 'NoSuchRec'") as info:
         Config("NoSuchRec", "ml-100k", config_dict=dirs)
+
+
+# ---------------------------------------------------------------------------------- 14
+def _interleaved(path, users=20, per_user=15, items=40, seed=0):
+    """A raw file whose users interleave in time (every period of an update has every user)."""
+    rng = np.random.default_rng(seed)
+    rows = [f"{u}\t{rng.integers(items)}\t{t * 100 + u}" for t in range(per_user) for u in range(users)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _other_data(raw):
+    """The same dataset name, one interaction less."""
+    raw.write_text("".join(raw.read_text().splitlines(keepends=True)[:-1]))
+
+
+def _mine(tmp_path, dirs, raw, **extra):
+    return {**TINY, **dirs, "data_path": str(tmp_path / "data"), "raw_data_file": str(raw),
+            "user_inter_num_interval": "[0,inf)", **extra}
+
+
+def test_case14_study_resumed_on_other_data_is_refused(dirs, tmp_path):
+    from recbole_finest.study.driver import run_study
+
+    raw = _interleaved(tmp_path / "raw.tsv")
+    cfg = _mine(tmp_path, dirs, raw, **STUDY, study_dir=str(tmp_path / "study"))
+    assert run_study(dataset="mine", config_dict=cfg)["computed"] == 1
+    assert run_study(dataset="mine", config_dict=cfg)["computed"] == 0  # the same data: resumed
+    _other_data(raw)
+    with pytest.raises(ValueError, match=r"holds a SASRec study computed on other data: .*MD5 [0-9a-f]{32}"):
+        run_study(dataset="mine", config_dict=cfg)
+
+
+def test_case14_update_cache_of_other_data_is_refused(dirs, tmp_path, monkeypatch):
+    import recbole_finest.update.run as update_run
+
+    raw = _interleaved(tmp_path / "raw.tsv")
+    cfg = _mine(tmp_path, dirs, raw, update_methods=["retrain"], update_cache_dir=str(tmp_path / "cache"))
+    update_run.run_update("SASRec", "mine", config_dict=cfg)
+    assert {"v1.pth", "fingerprint.json"} <= {p.name for p in (tmp_path / "cache").iterdir()}
+    _other_data(raw)
+    for phase in ("pretrain", "update"):  # the v1 / v2 of the old data are not reused, nor is anything trained
+        monkeypatch.setattr(update_run.UpdateTrainer, phase, lambda *a, **k: pytest.fail("trained despite the cache"))
+    with pytest.raises(ValueError, match=r"'update_cache_dir': .* holds states trained on other data \(MD5 "):
+        update_run.run_update("SASRec", "mine", config_dict=cfg)
+
+
+def test_case14_tune_caches_are_keyed_by_the_data(dirs, tmp_path):
+    from recbole_finest.quick_start import prepare_raw_data
+    from recbole_finest.tune.identity import pretrained_paths
+    from recbole_finest.tune.trial_cache import trial_path
+
+    raw = _interleaved(tmp_path / "raw.tsv")
+    config = Config("SASRec", "mine", config_dict=_mine(tmp_path, dirs, raw))
+
+    def keys():
+        prepare_raw_data(config)
+        return pretrained_paths(str(tmp_path / "pretrained"), config)["A"], trial_path(str(tmp_path), config, 1)
+
+    first = keys()
+    assert keys() == first
+    _other_data(raw)
+    second = keys()
+    assert second[0] != first[0] and second[1] != first[1]
+
+
+# ---------------------------------------------------------------------------------- 15
+@pytest.mark.parametrize("weights", [[0.5, 0.5], [1, 1.0, 2]])
+def test_case15_duplicate_distill_weights_are_refused(dirs, monkeypatch, weights):
+    import recbole_finest.update.run as update_run
+
+    monkeypatch.setattr(update_run, "create_dataset", lambda *a: pytest.fail("data loaded despite the bad key"))
+    with pytest.raises(ValueError, match=r"'update_distill_weight' lists the weight [0-9.]+ more than once"):
+        update_run.run_update("SASRec", "ml-100k", config_dict={
+            **TINY, **dirs, "update_methods": ["distill"], "update_distill_weight": weights})
+
+
+# ---------------------------------------------------------------------------------- 16
+STUDY_RUN = """
+import json, sys, time
+from pathlib import Path
+
+from recbole_finest.study.driver import run_study
+from recbole_finest.study.folder import StudyFolder
+
+log, me, other, cfg = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4])
+dataset = cfg.pop("dataset")
+write = StudyFolder.write_cell
+
+
+def logged(self, key, record, instances):  # every cell computed, in one log shared by both runs
+    with open(log, "a") as f:
+        f.write(json.dumps([str(k) for k in key]) + "\\n")
+    write(self, key, record, instances)
+
+
+StudyFolder.write_cell = logged
+me.touch()
+while not other.exists():  # both runs start the study together
+    time.sleep(0.05)
+run_study(dataset=dataset, config_dict=cfg)
+"""
+
+
+def _child_env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _converted(tmp_path, dirs):
+    """A config of the small interleaved dataset ``mine``, converted once beforehand."""
+    from recbole_finest.data.datasets import prepare_dataset
+
+    raw = _interleaved(tmp_path / "raw.tsv")
+    prepare_dataset("mine", tmp_path / "data", raw_data_file=raw)
+    return {**_mine(tmp_path, dirs, raw), "dataset": "mine"}
+
+
+def test_case16_two_studies_on_one_folder_compute_each_cell_once(tmp_path):
+    dirs = {"checkpoint_dir": str(tmp_path / "saved"), "results_dir": str(tmp_path / "results")}
+    cfg = {**_converted(tmp_path, dirs), **STUDY, "study_ratios": [0.01, 0.02], "study_dir": str(tmp_path / "study")}
+    env, runs = _child_env(), []
+    for me, other in (("a", "b"), ("b", "a")):
+        (tmp_path / me).mkdir()
+        runs.append(subprocess.Popen(
+            [sys.executable, "-c", STUDY_RUN, str(tmp_path / "cells.log"), str(tmp_path / f"ready-{me}"),
+             str(tmp_path / f"ready-{other}"), json.dumps(cfg)],
+            cwd=tmp_path / me, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for run in runs:
+        assert run.wait(timeout=600) == 0, run.stderr.read()[-2000:]
+    computed = (tmp_path / "cells.log").read_text().splitlines()
+    assert len(computed) == 2 and len(set(computed)) == 2  # 2 cells, each computed by one of the runs
+
+
+# ---------------------------------------------------------------------------------- 17
+@pytest.fixture
+def full_disk(monkeypatch):
+    """``full_disk(folder, ending="")``: files (ending in ``ending``) written through temporary files under
+    ``folder`` go to ``/dev/full``, whose writes fail with the kernel's ENOSPC (a full disk, without filling one)."""
+    import tempfile
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    real, folders = tempfile.mkstemp, []
+
+    def mkstemp(suffix=None, prefix=None, dir=None, text=False):
+        fd, path = real(suffix, prefix, dir, text)
+        probe = (prefix or "").startswith(".write-test-")  # the writable check's probe writes nothing
+        if dir is not None and not probe and any(os.path.abspath(dir).startswith(f) and (prefix or "").endswith(
+                ending + ".") for f, ending in folders):
+            os.close(fd)
+            os.remove(path)
+            os.symlink("/dev/full", path)
+            fd = os.open(path, os.O_WRONLY)
+        return fd, path
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    return lambda folder, ending="": folders.append((os.path.abspath(folder), ending))
+
+
+def test_case17_full_results_dir_leaves_no_partial_result_set(dirs, full_disk, monkeypatch):
+    import recbole_finest.quick_start as quick_start
+
+    full_disk(dirs["results_dir"])
+    monkeypatch.setattr(quick_start, "run_stability", lambda *a, **k: {"rows": [{"method": "original", "rbo": 1.0}]})
+    with pytest.raises(OSError, match=r"^no space left on device: cannot write .*results.SASRec-ml-100k-[^/]+.results\.json") as info:
+        run_recbole_finest("SASRec", "ml-100k", config_dict={**TINY, **dirs})
+    assert "\n" not in str(info.value)
+    assert os.listdir(dirs["results_dir"]) == []  # neither results.json nor results.md nor config.yaml
+
+
+def test_case17_full_checkpoint_dir_names_the_checkpoint(dirs, full_disk):
+    full_disk(dirs["checkpoint_dir"], ending=".pth")  # the disk fills while training (the run's marker was written)
+    with pytest.raises(OSError, match=r"^no space left on device: cannot write .*saved.SASRec-[^/]+.pretrain[^/]*\.pth"):
+        run_recbole_finest("SASRec", "ml-100k", config_dict={**TINY, **dirs})
+    assert not list(Path(dirs["checkpoint_dir"]).rglob("*.pth"))
+
+
+def test_case17_full_study_dir_names_the_file(dirs, tmp_path, full_disk):
+    from recbole_finest.study.driver import run_study
+
+    full_disk(tmp_path / "study")
+    with pytest.raises(OSError, match=r"^no space left on device: cannot write .*study.configs.SASRec\.json"):
+        run_study(dataset="ml-100k", config_dict={**TINY, **dirs, **STUDY, "study_dir": str(tmp_path / "study")})
+
+
+# ---------------------------------------------------------------------------------- 18
+@pytest.mark.parametrize("name", ["../../x", "../esc"])
+def test_case18_dataset_name_must_be_a_plain_name(tmp_path, monkeypatch, name):
+    raw = _raw(tmp_path, users=3, per_user=12, items=7)
+    data = tmp_path / "d1" / "d2" / "data"
+    argv = ["--model=SASRec", f"--dataset={name}", f"--data_path={data}", f"--raw_data_file={raw}"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["run_recbole_finest.py", *argv])
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert str(info.value) == ("recbole-finest: error: dataset must be a plain name of letters, digits, '.', '_' "
+                               f"and '-' (no '/', not '..'), got {name!r}")
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, inside data_path or outside
+
+
+# ---------------------------------------------------------------------------------- 19, 20, 21
+def _atomic(tmp_path, name, rows):
+    folder = tmp_path / "data" / name
+    folder.mkdir(parents=True)
+    (folder / f"{name}.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + rows)
+    return {**TINY, "data_path": str(tmp_path / "data"), "user_inter_num_interval": "[0,inf)"}
+
+
+def test_case19_header_only_inter_is_named_not_the_filters(dirs, tmp_path, monkeypatch):
+    cfg = _atomic(tmp_path, "hdr", "")
+    _no_training(monkeypatch)
+    with pytest.raises(ValueError, match=r"hdr\.inter has no interactions \(only a header line\)") as info:
+        run_recbole_finest("SASRec", "hdr", config_dict={**dirs, **cfg})
+    assert "filter" not in str(info.value)
+
+
+def test_case20_compressed_raw_file_is_named_as_such(tmp_path):
+    import gzip
+
+    from recbole_finest.data.datasets import MalformedDatasetError, prepare_dataset
+
+    raw = tmp_path / "raw.tsv"
+    with gzip.open(raw, "wt") as f:
+        f.write("".join(f"{u}\t{i}\t{u * 100 + i}\n" for u in range(5) for i in range(12)))
+    with pytest.raises(MalformedDatasetError) as info:
+        prepare_dataset("gz", tmp_path / "data", raw_data_file=raw)
+    assert str(info.value) == (f"{raw} is gzip-compressed, not tab-separated text: decompress it (gunzip) and set "
+                               f"raw_data_file to the text file")
+    assert not (tmp_path / "data" / "gz").exists()
+
+
+def test_case21_non_numeric_timestamps_name_the_file(dirs, tmp_path, monkeypatch):
+    cfg = _atomic(tmp_path, "sts", "".join(f"{u}\t{i}\t2024-01-0{1 + i % 9}\n" for u in range(5) for i in range(12)))
+    _no_training(monkeypatch)
+    inter = tmp_path / "data" / "sts" / "sts.inter"
+    with pytest.raises(ValueError, match=rf"^{inter}: column timestamp:float holds a value that is not a float number"):
+        run_recbole_finest("SASRec", "sts", config_dict={**dirs, **cfg})
+
+
+# ---------------------------------------------------------------------------------- 22
+KILLED_RUN = """
+import json, sys
+from recbole_finest.quick_start import run_recbole_finest
+cfg = json.loads(sys.argv[1])
+run_recbole_finest("SASRec", cfg.pop("dataset"), config_dict=cfg)
+"""
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_case22_folder_of_a_killed_run_is_removed_at_the_next_start(dirs, tmp_path, monkeypatch):
+    import recbole_finest.quick_start as quick_start
+
+    saved = Path(dirs["checkpoint_dir"])
+    cfg = {**_converted(tmp_path, dirs), "finest_epochs": 500, "finetune_method": "finest"}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, json.dumps(cfg)], cwd=tmp_path, env=_child_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not list(saved.glob("SASRec-*/finetune*.pth")):  # killed during fine-tuning
+            assert child.poll() is None, child.stderr.read()[-2000:]
+            time.sleep(0.1)
+    finally:
+        child.kill()
+        child.wait()
+    (killed,) = [p for p in saved.iterdir() if p.is_dir()]
+    monkeypatch.setattr(quick_start, "run_stability", lambda *a, **k: (_ for _ in ()).throw(_Stop()))
+    with pytest.raises(_Stop):  # the next run in that checkpoint_dir starts
+        run_recbole_finest("SASRec", cfg.pop("dataset"), config_dict=cfg)
+    assert not killed.exists()
+    assert [p for p in saved.iterdir() if p.is_dir()] == []  # the failed run's own folder was never made
+
+
+def test_case22_folder_of_a_working_run_stays(tmp_path):
+    from recbole_finest.run_folders import remove_unfinished, running
+
+    with running(str(tmp_path), "SASRec-working"):
+        (tmp_path / "SASRec-working").mkdir()
+        assert remove_unfinished(str(tmp_path)) == []  # another run starting now leaves it alone
+    assert (tmp_path / "SASRec-working").is_dir() and remove_unfinished(str(tmp_path)) == []  # finished: kept
 
 
 if __name__ == "__main__":

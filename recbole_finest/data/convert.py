@@ -77,6 +77,7 @@ def convert_raw_file(raw_file, target, columns=None, display_name=None):
     Returns the number of rows written.
     """
     name = display_name or os.fspath(raw_file)
+    check_not_compressed(raw_file, name)
     n_rows = 0
     with atomic_path(target) as tmp:
         with open(raw_file, "rb") as src, open(tmp, "w", encoding="utf-8", newline="\n") as out:
@@ -122,6 +123,21 @@ def convert_raw_file(raw_file, target, columns=None, display_name=None):
         if n_rows == 0:
             raise MalformedDatasetError(f"{name}: no interactions (the file is empty)")
     return n_rows
+
+
+#: leading bytes of compressed files and archives: (format, the command that unpacks it)
+MAGIC = {b"\x1f\x8b": ("gzip", "gunzip"), b"BZh": ("bzip2", "bunzip2"), b"\xfd7zXZ\x00": ("xz", "unxz"),
+         b"PK\x03\x04": ("zip", "unzip"), b"(\xb5/\xfd": ("zstd", "unzstd")}
+
+
+def check_not_compressed(raw_file, name):
+    """:class:`MalformedDatasetError` when ``raw_file`` starts like a compressed file (whatever its name)."""
+    with open(raw_file, "rb") as f:
+        head = f.read(8)
+    for magic, (kind, command) in MAGIC.items():
+        if head.startswith(magic):
+            raise MalformedDatasetError(f"{name} is {kind}-compressed, not tab-separated text: decompress it "
+                                        f"({command}) and set raw_data_file to the text file")
 
 
 def _bad_row(name, lineno, content, problem):

@@ -61,6 +61,29 @@ class GroupSpec:
             return Config(self.model, self.dataset, self.config_files, config_dict)
 
 
+def local_groups(context, runner, groups):
+    """``study_backend: local``: compute ``groups`` here, one after another; yields ``(seed, perturbation,
+    methods, start time or None)`` as each finishes (None: another run on the folder computed its cells).
+
+    A group whose cells another run holds (:mod:`recbole_finest.study.locks`) is taken after the
+    others, waiting for its locks then.
+    """
+    from recbole_finest.study.cells import compute_group
+    from recbole_finest.study.locks import CellsBusy
+
+    deferred = []
+    for group in groups:
+        try:
+            start = compute_group(context, runner, *group, wait=False)
+        except CellsBusy as busy:
+            getLogger().info(f"cells of seed {group[0]} {group[1]} are computed by another run ({busy}): later")
+            deferred.append(group)
+            continue
+        yield (*group, start)
+    for group in deferred:
+        yield (*group, compute_group(context, runner, *group))
+
+
 def group_task(spec, runner, seed, pert, methods):
     """Ray task: load the model's data, compute one group's cells into the study folder; returns the start time."""
     from recbole.utils import init_seed

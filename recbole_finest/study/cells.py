@@ -16,6 +16,7 @@ from recbole_finest.data.sequences import TrainingSequences
 from recbole_finest.finest.method_config import method_overrides
 from recbole_finest.stability.run import Perturbation, StabilityRun
 from recbole_finest.study.families import get_family, register_family  # noqa: F401  (re-exported)
+from recbole_finest.study.locks import cell_locks
 
 class ModelContext:
     """Config, data and study folder of one model of the study."""
@@ -66,8 +67,19 @@ def check_interaction_grid(grid):
 register_family("interaction", interaction_cells, check_interaction_grid)
 
 
-def compute_group(context, runner, seed, pert, methods):
-    """Compute the cells ``methods`` of one (seed, perturbation) group and write them; returns the start time."""
+def compute_group(context, runner, seed, pert, methods, wait=True):
+    """Compute the cells ``methods`` of one (seed, perturbation) group and write them; returns the start time.
+
+    The cells' locks (:mod:`recbole_finest.study.locks`) are held meanwhile, and the cells another
+    run finished before they were taken are skipped: None when none was left. ``wait=False``:
+    :class:`~recbole_finest.study.locks.CellsBusy` when another run holds one of them.
+    """
+    with cell_locks(context.folder, context.config["model"], seed, pert, methods, wait):
+        methods = [m for m in methods if not context.folder.done(context.config["model"], seed, *pert, m)]
+        return _compute_group(context, runner, seed, pert, methods) if methods else None
+
+
+def _compute_group(context, runner, seed, pert, methods):
     start, model, family = time.time(), context.config["model"], context.config["perturb_family"] or "interaction"
     context.set_cell(seed, pert)
     out = runner(context, seed, dict(zip(("selection", "kind", "ratio"), pert)), methods)

@@ -58,7 +58,7 @@ from recbole_finest.data.perturb import perturbation_size
 from recbole_finest.fileio import check_writable, write_json, write_text
 from recbole_finest.finest.method_config import method_overrides
 from recbole_finest.compat.registry import init_logger
-from recbole_finest.study.backend import check_backend, ray_groups
+from recbole_finest.study.backend import check_backend, local_groups, ray_groups
 from recbole_finest.study.cells import (  # noqa: F401  (re-exported)
     ModelContext, check_interaction_grid, compute_group, get_family, interaction_cells, register_family,
 )
@@ -129,7 +129,10 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
     n_total = sum(len(m) for seeds in cells.values() for perts in seeds.values() for m in perts.values())
     configs = {model: _model_config(model, dataset, config_file_list, config_dict, overrides) for model in cells}
     # every model is checked (also when all its cells are cached: no stale results) before anything is written
-    checked = [_check_fingerprint(folder, model, config) for model, config in configs.items()]
+    from recbole_finest.quick_start import dataset_digest
+
+    # the cells are keyed by the content of the data too: another raw file under the same name is refused
+    checked = [_check_fingerprint(folder, model, config, dataset_digest(config)) for model, config in configs.items()]
     for entry in checked:
         _store_fingerprint(entry)
     method_settings = {model: method_overrides(config, model) for model, config in configs.items()}
@@ -167,8 +170,13 @@ def _run(base, grids, cells, overrides, folder, dataset, config_file_list, confi
                 finished = ray_groups(base, config, runner, groups, saved, config_file_list, config_dict,
                                       overrides, folder, ray_address)
             else:
-                finished = ((*g, compute_group(context, runner, *g)) for g in groups)
+                finished = local_groups(context, runner, groups)
             for seed, pert, methods, start in finished:
+                if start is None:  # another run on this study_dir computed them (study.locks)
+                    progress.update(len(methods))
+                    logger.info(f"{model} seed {seed} {pert[0]} {pert[1]} {report.ratio_label(pert[2])}: "
+                                f"[{', '.join(methods)}] computed by another run")
+                    continue
                 computed += 1
                 n_done += len(methods)
                 progress.update(len(methods))

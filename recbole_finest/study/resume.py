@@ -2,8 +2,9 @@
 
 ``configs/<model>.json`` in the study folder holds the fingerprint of each model's
 settings (:func:`fingerprint`: every key but the per-run, environment and ``study_*``
-ones, cut by :func:`recbole_finest.config.identity_items`); a resumed study with other
-settings is refused before anything is written. :func:`resolved_config` is the plain copy of a
+ones, cut by :func:`recbole_finest.config.identity_items`) and the MD5 of the data it was
+computed on (``data_md5``); a resumed study with other settings or other data is refused
+before anything is written. :func:`resolved_config` is the plain copy of a
 Config the study writes next to its results.
 """
 
@@ -18,6 +19,10 @@ from recbole_finest.fileio import write_json
 # (the per-run keys, and the model's, which the grid sets per model)
 VOLATILE_KEYS = RUNTIME_KEYS | {"finetune_method", "data_path", "config_files",
                                 "model", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type"}
+
+
+#: the fingerprint entry of the data's content (MD5 of the atomic files loaded)
+DATA_KEY = "data_md5"
 
 
 def _plain(value):
@@ -41,14 +46,19 @@ def fingerprint(config):
     return {k: _plain(v) for k, v in identity_items(config, VOLATILE_KEYS) if not k.startswith("study_")}
 
 
-def _check_fingerprint(folder, model, config):
-    """``ValueError`` if ``study_dir`` holds ``model`` with other settings; returns the fingerprint to store.
+def _check_fingerprint(folder, model, config, data_md5=None):
+    """``ValueError`` if ``study_dir`` holds ``model`` with other settings or computed on other data;
+    returns the fingerprint to store.
 
+    ``data_md5``: the digest of the data the cells are computed on
+    (:func:`recbole_finest.quick_start.dataset_digest`), stored as ``data_md5`` with the settings.
     Writes nothing: the caller stores the fingerprints (:func:`_store_fingerprint`) once every
     model of the study passed, so a refused resume leaves the folder as it was.
     """
     path = os.path.join(folder.root, "configs", f"{model}.json")
     current = fingerprint(config)
+    if data_md5 is not None:
+        current[DATA_KEY] = data_md5
     stored = None
     if os.path.isfile(path):
         try:
@@ -65,6 +75,11 @@ def _check_fingerprint(folder, model, config):
             getLogger().warning(f"{model}: keys not in both the stored and the current settings (ignored): "
                                 f"{', '.join(new[:12])}{'...' if len(new) > 12 else ''}")
         diff = sorted(k for k in set(stored) & set(current) if stored[k] != current[k])
+        if DATA_KEY in diff:
+            raise ValueError(
+                f"study_dir {folder.root!r} holds a {model} study computed on other data: the atomic files of "
+                f"dataset [{config['dataset']}] now have MD5 {current[DATA_KEY]}, its cells were computed on "
+                f"{stored[DATA_KEY]} (another raw_data_file or an edited .inter?); choose another study_dir")
         if diff:
             raise ValueError(
                 f"study_dir {folder.root!r} holds a {model} study with different settings "

@@ -53,7 +53,10 @@ def ensure_pretrained(setup, config, splits=None, shared=None):
     """
     from filelock import FileLock
 
+    from recbole_finest.quick_start import dataset_digest
+
     os.makedirs(setup.cache_dir, exist_ok=True)
+    dataset_digest(config)  # the files exist (converted, downloaded): the paths are named by their content
     paths = pretrained_paths(setup.cache_dir, config)
     with FileLock(cache_stem(paths) + ".lock"):
         if usable(setup, paths):

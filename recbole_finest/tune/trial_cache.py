@@ -5,7 +5,7 @@ seed, the method, the pre-training keys) and the budget (``finest_epochs``). Ray
 ``BasicVariantGenerator`` draws the same points again from the same ``random_state``, so a
 rerun of an interrupted search reaches the finished trials again and reads their rows from
 ``<tune_dir>/trials/<model>-<dataset>-<method>-<digest>-e<budget>.json`` instead of
-fine-tuning. The digest leaves out where and how a run happens (``ENVIRONMENT_KEYS``, paths)
+fine-tuning. The digest holds the MD5 of the data; it leaves out where and how a run happens (``ENVIRONMENT_KEYS``, paths)
 and the search's own ``tune_*`` keys, none of which changes the row.
 """
 
@@ -14,6 +14,7 @@ import json
 import os
 
 from recbole_finest.config import identity_items
+from recbole_finest.data.files import data_digest
 from recbole_finest.fileio import write_json
 from recbole_finest.tune.identity import PATH_KEYS
 
@@ -22,9 +23,11 @@ IGNORED = frozenset(PATH_KEYS) | {"data_path"}
 
 
 def trial_digest(config, budget):
-    """SHA-1 (16 hex digits) of ``config``'s identity items outside ``tune_*`` and paths, and ``budget``."""
+    """SHA-1 (16 hex digits) of ``config``'s identity items outside ``tune_*`` and paths, ``budget`` and
+    the MD5 of the data (:func:`recbole_finest.data.files.data_digest`: a row of other data is never read back)."""
     items = [f"{k}={v!r}" for k, v in identity_items(config, IGNORED) if not k.startswith("tune_")]
     items.append(f"budget={int(budget)!r}")
+    items.append(f"data_md5={data_digest(config)!r}")
     return hashlib.sha1("\n".join(items).encode()).hexdigest()[:16]
 
 

@@ -36,6 +36,10 @@ def check_update_keys(config):
         weights = as_list(config[key])
         if not weights or not all(_number(w) and w >= 0 for w in weights):
             raise ValueError(f"config key '{key}' must be a non-negative number or a list of them; got {config[key]!r}")
+        twice = sorted({float(w) for w in weights if sum(float(v) == float(w) for v in weights) > 1})
+        if twice:  # the same v2 would be trained twice and reported as two identical rows
+            raise ValueError(f"config key '{key}' lists the weight {twice[0]:g} more than once; give each weight "
+                             f"once, got {config[key]!r}")
     if not _number(config["update_distill_temperature"]) or config["update_distill_temperature"] <= 0:
         raise ValueError(f"config key 'update_distill_temperature' must be a positive number; "
                          f"got {config['update_distill_temperature']!r}")

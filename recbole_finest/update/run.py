@@ -15,8 +15,9 @@ import torch
 from recbole.utils import init_seed, set_color
 
 from recbole_finest.config import Config
-from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint, write_json
+from recbole_finest.fileio import atomic_folder, load_checkpoint, new_run_id, save_checkpoint, write_json
 from recbole_finest.compat.registry import init_logger, create_dataset
+from recbole_finest.data.files import data_digest
 from recbole_finest.update.checks import check_update_keys, deployed_state
 from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, churn, score_contexts
 from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
@@ -55,7 +56,10 @@ class UpdateResult:
 
 
 class StateCache:
-    """Trained states in ``folder`` (``update_cache_dir``), reused by a later run with the same settings."""
+    """Trained states in ``folder`` (``update_cache_dir``), reused by a later run with the same settings and data.
+
+    ``fingerprint.json`` holds the settings (:data:`FINGERPRINT_KEYS`) and ``data_md5``, the MD5 of
+    the atomic files the states were trained on; a folder of other settings or data is refused."""
 
     def __init__(self, folder, config):
         self.folder = folder
@@ -63,11 +67,17 @@ class StateCache:
             return
         fingerprint = json.loads(json.dumps({k: config[k] if k in config else None for k in FINGERPRINT_KEYS},
                                             default=str))
+        fingerprint["data_md5"] = data_digest(config)  # the content of the data the states are trained on
         path = os.path.join(folder, "fingerprint.json")
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
                 stored = json.load(f)
             diff = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
+            if "data_md5" in diff:
+                was = f"MD5 {stored['data_md5']}" if stored.get("data_md5") else "not recorded: an earlier version"
+                raise ValueError(f"config key 'update_cache_dir': '{folder}' holds states trained on other data "
+                                 f"({was}; the atomic files of dataset [{config['dataset']}] now have MD5 "
+                                 f"{fingerprint['data_md5']}); use another folder")
             if diff:
                 raise ValueError(f"config key 'update_cache_dir': '{folder}' holds states of other settings "
                                  f"(differing keys: {', '.join(diff)}); use another folder")
@@ -265,7 +275,7 @@ def run_update(model=None, dataset=None, config_file_list=None, config_dict=None
 
     Returns ``{"report": ..., "results_dir": folder}`` (folder None with ``saved=False``).
     """
-    from recbole_finest.quick_start import check_outputs, prepare_raw_data
+    from recbole_finest.quick_start import check_outputs, prepare_raw_data, run_folder
 
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_update_keys(config)
@@ -277,11 +287,13 @@ def run_update(model=None, dataset=None, config_file_list=None, config_dict=None
     logger.info(sys.argv)
     logger.info(config)
     prepare_raw_data(config)
-    result = update_model(config, dataset=create_dataset(config), run_id=run_id)
+    with run_folder(config, run_id, saved):  # a killed update's checkpoint folder is removed at the next start
+        result = update_model(config, dataset=create_dataset(config), run_id=run_id)
     logger.info(set_color("update results", "yellow") + "\n" + markdown(result.report))
     folder = None
     if saved:
         folder = os.path.join(config["results_dir"], f"update-{config['model']}-{config['dataset']}-{run_id}")
-        write_report(folder, result.report, result.per_user, config["study_plot_dpi"])
+        with atomic_folder(folder) as tmp:  # the whole report or none of it (a full disk leaves no partial set)
+            write_report(tmp, result.report, result.per_user, config["study_plot_dpi"])
         logger.info(f"update report written to {folder}")
     return {"report": result.report, "results_dir": folder, "models": result.models}
