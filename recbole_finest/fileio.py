@@ -104,7 +104,7 @@ def run_file(path, run_id, tag=""):
 
 
 def check_writable(folder, key):
-    """Create ``folder`` and write (then remove) a probe file in it; ``ValueError`` naming ``key`` if that fails.
+    """Create ``folder`` and write (then remove) a one-byte probe file in it; ``ValueError`` naming ``key`` if that fails.
 
     Called for every output location before the first epoch, so an unwritable
     ``results_dir`` / ``checkpoint_dir`` / ``study_dir`` is not found after all training.
@@ -113,8 +113,11 @@ def check_writable(folder, key):
     try:
         os.makedirs(folder, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
-        os.close(fd)
-        os.remove(probe)
+        try:
+            os.write(fd, b"\0")  # a full disk fails here (ENOSPC), before any data is loaded
+        finally:
+            os.close(fd)
+            os.remove(probe)
     except OSError as exc:
         raise ValueError(f"config key '{key}': cannot write to {folder}: {exc.strerror or exc}") from None
 

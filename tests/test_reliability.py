@@ -94,8 +94,9 @@ CASES = [
     ("17", "full disk under `checkpoint_dir` / `study_dir` / `results_dir`",
      "raw `RuntimeError: [enforce fail at inline_container.cc:672]`; `[Errno 28]` without a path and "
      "`results.md` / `config.yaml` missing",
-     "one line `no space left on device: cannot write <path>`; a run's result folder (and `--update`'s report) "
-     "is written as a temporary folder renamed when whole: all files or none"),
+     "a disk full at the start: the writable check (a one-byte probe) names the key and folder before data is "
+     "loaded; full later: one line `no space left on device: cannot write <path>`; a run's result folder (and "
+     "`--update`'s report) is written as a temporary folder renamed when whole: all files or none"),
     ("18", "`--dataset=../../x`, `--dataset=../esc`",
      "a temp file written outside `data_path`; a failure on the log path",
      "config error: a dataset must be a plain name (letters, digits, `.`, `_`, `-`; not `..`), before anything "
@@ -719,8 +720,9 @@ def test_case16_two_studies_on_one_folder_compute_each_cell_once(tmp_path):
 # ---------------------------------------------------------------------------------- 17
 @pytest.fixture
 def full_disk(monkeypatch):
-    """``full_disk(folder, ending="")``: files (ending in ``ending``) written through temporary files under
-    ``folder`` go to ``/dev/full``, whose writes fail with the kernel's ENOSPC (a full disk, without filling one)."""
+    """``full_disk(folder, ending="", probes=False)``: files (ending in ``ending``) written through temporary
+    files under ``folder`` go to ``/dev/full``, whose writes fail with the kernel's ENOSPC (a full disk, without
+    filling one); ``probes``: the writable check's probe file too (the disk is full before the run starts)."""
     import tempfile
 
     if not os.path.exists("/dev/full"):
@@ -729,9 +731,9 @@ def full_disk(monkeypatch):
 
     def mkstemp(suffix=None, prefix=None, dir=None, text=False):
         fd, path = real(suffix, prefix, dir, text)
-        probe = (prefix or "").startswith(".write-test-")  # the writable check's probe writes nothing
-        if dir is not None and not probe and any(os.path.abspath(dir).startswith(f) and (prefix or "").endswith(
-                ending + ".") for f, ending in folders):
+        probe = (prefix or "").startswith(".write-test-")  # the writable check's probe
+        if dir is not None and any(os.path.abspath(dir).startswith(f) and (probes if probe else (prefix or "").endswith(
+                ending + ".")) for f, ending, probes in folders):
             os.close(fd)
             os.remove(path)
             os.symlink("/dev/full", path)
@@ -739,7 +741,7 @@ def full_disk(monkeypatch):
         return fd, path
 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
-    return lambda folder, ending="": folders.append((os.path.abspath(folder), ending))
+    return lambda folder, ending="", probes=False: folders.append((os.path.abspath(folder), ending, probes))
 
 
 def test_case17_full_results_dir_leaves_no_partial_result_set(dirs, full_disk, monkeypatch):
@@ -751,6 +753,16 @@ def test_case17_full_results_dir_leaves_no_partial_result_set(dirs, full_disk, m
         run_recbole_finest("SASRec", "ml-100k", config_dict={**TINY, **dirs})
     assert "\n" not in str(info.value)
     assert os.listdir(dirs["results_dir"]) == []  # neither results.json nor results.md nor config.yaml
+
+
+@pytest.mark.parametrize("key", ["results_dir", "checkpoint_dir"])
+def test_case17_disk_full_at_the_start_fails_before_data(dirs, full_disk, monkeypatch, key):
+    import recbole_finest.quick_start as quick_start
+
+    full_disk(dirs[key], probes=True)
+    monkeypatch.setattr(quick_start, "load_data", lambda *a: pytest.fail("data loaded on a full disk"))
+    with pytest.raises(ValueError, match=rf"^config key '{key}': cannot write to .*: No space left on device$"):
+        run_recbole_finest("SASRec", "ml-100k", config_dict={**TINY, **dirs})
 
 
 def test_case17_full_checkpoint_dir_names_the_checkpoint(dirs, full_disk):
