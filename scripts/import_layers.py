@@ -6,9 +6,10 @@ An arrow is a module-to-module import inside the package (``import x.y``, ``from
 ``from . import y``; lazy imports inside functions included, a subpackage's ``__init__`` counts as
 the package). A circle is a strongly connected component of more than one module. A module's
 floor is 1 + the highest floor of what it imports (computed on the graph with each circle
-collapsed into one node); "floors" is the highest floor. An arrow "runs back up" when it is
-imported lazily (inside a function) and points to a module of a higher floor than the importer
-would have without it.
+collapsed into one node); "floors" is the highest floor, counted on the module-level imports
+(what Python runs when a module is imported) and, in brackets, with the lazy imports too. An
+arrow "runs back up" when it is imported lazily (inside a function, or a package facade's
+``__getattr__``) and points to a module of the same or a higher module-level floor.
 """
 
 import ast
@@ -121,14 +122,14 @@ def main(root):
     level = floors(graph)
     eager = floors(graph, eager_only=True)
     back = [(m, t) for m, e in graph.items() for t, lazy in e.items() if lazy and eager[t] >= eager[m]]
-    print(f"modules {len(graph)}  arrows {arrows}  floors {max(level.values())}  circles {len(loops)}  "
-          f"lazy arrows up {len(back)}")
+    print(f"modules {len(graph)}  arrows {arrows}  floors {max(eager.values())} (module-level imports; "
+          f"{max(level.values())} with the lazy ones)  circles {len(loops)}  lazy arrows up {len(back)}")
     for c in loops:
         print("  circle:", " <-> ".join(c))
     for m, t in sorted(back):
         print(f"  lazy up: {m} -> {t}")
-    for f in range(1, max(level.values()) + 1):
-        print(f"  floor {f}: " + " ".join(sorted(m for m in graph if level[m] == f)))
+    for f in range(1, max(eager.values()) + 1):
+        print(f"  floor {f}: " + " ".join(sorted(m for m in graph if eager[m] == f)))
 
 
 if __name__ == "__main__":

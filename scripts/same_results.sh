@@ -20,7 +20,7 @@ cd "$out"
 import glob, json, os, shutil, sys
 
 from recbole_finest.quick_start import run_recbole_finest
-from recbole_finest.study.driver import run_study
+from recbole_finest.study import run_study
 
 out = sys.argv[1]
 TINY = dict(user_inter_num_interval="[300,inf)", hidden_size=8, inner_size=16, n_layers=1, n_heads=1,

@@ -12,10 +12,13 @@
 """
 
 import importlib
+import importlib.util
 
 
 
 def __getattr__(name):  # lazy: importing a leaf (e.g. ``finest.loss``) must not load the trainer
+    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from ... import loss``)
     if name in ("FinestTrainer", "PRETRAIN", "FINETUNE", "resolve_train_unit"):
         trainer = importlib.import_module("recbole_finest.finest.trainer")
 

@@ -13,12 +13,15 @@ working as before the layout change; the names are resolved lazily, so importing
 """
 
 import importlib
+import importlib.util
 
 
 
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from ... import epochs``)
     run = importlib.import_module("recbole_finest.stability.run")
 
     try:

@@ -14,12 +14,15 @@
 """
 
 import importlib
+import importlib.util
 
 
 
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from ... import epochs``)
     driver = importlib.import_module("recbole_finest.study.driver")
 
     try:
