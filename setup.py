@@ -103,7 +103,7 @@ setup(
     package_dir={"recbole_finest.properties": "properties"},
     package_data={"recbole_finest.properties": property_files()},
     install_requires=RECBOLE_REQUIRES + [
-        "torch>=2.0",
+        "torch>=2.5",               # torch.serialization.safe_globals (compat/checkpoints.py)
         "numpy>=2",
         "ray[tune]>=2.41",          # today's Tuner API (ray.tune.RunConfig, ray.tune.report)
         # pandas 3 works: recbole_finest/compat/stack.py fixes RecBole 1.2.1's dataset code for it

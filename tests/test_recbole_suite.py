@@ -49,9 +49,9 @@ def run_suite(mode, workdir, python=sys.executable, extra_env=None, timeout=1500
            "OMP_NUM_THREADS": "1", **(extra_env or {})}
     args = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
             *[f"tests/{path}" for path in selection(mode)]]
-    start = time.monotonic()
+    start, cpu = time.monotonic(), _children_cpu()
     out = subprocess.run(args, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
-    seconds = time.monotonic() - start
+    seconds, cpu = time.monotonic() - start, _children_cpu() - cpu
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     if junit.exists():
         for suite in ElementTree.parse(junit).getroot().iter("testsuite"):
@@ -60,8 +60,16 @@ def run_suite(mode, workdir, python=sys.executable, extra_env=None, timeout=1500
     counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
     exclusions = [line.split("\t") for line in excluded.read_text(encoding="utf-8").splitlines()] \
         if excluded.exists() else []
-    return {"counts": counts, "excluded": exclusions, "seconds": seconds, "returncode": out.returncode,
+    return {"counts": counts, "excluded": exclusions, "seconds": seconds, "cpu_seconds": cpu, "returncode": out.returncode,
             "output": out.stdout[-6000:] + out.stderr[-3000:]}
+
+
+def _children_cpu():
+    """CPU seconds (user + system) of this process's finished children."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @pytest.mark.parametrize("mode", ["plain", "swapped"])
@@ -80,7 +88,7 @@ if __name__ == "__main__":
     for run_mode in sys.argv[1:] or ["plain", "swapped"]:
         with tempfile.TemporaryDirectory() as folder:
             res = run_suite(run_mode, folder)
-        print(run_mode, res["counts"], f"excluded={len(res['excluded'])}", f"{res['seconds']:.0f}s",
+        print(run_mode, res["counts"], f"excluded={len(res['excluded'])}", f"{res['seconds']:.0f}s wall, {res['cpu_seconds']:.0f}s CPU",
               f"rc={res['returncode']}")
         if res["counts"]["failures"] or res["counts"]["errors"] or res["returncode"]:
             print(res["output"])

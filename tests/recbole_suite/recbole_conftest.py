@@ -30,6 +30,17 @@ EXCLUDED = {
     ("*", "config/test_command_line.py"): "not a pytest test: a __main__ script RecBole's run.sh calls with arguments",
     ("*", "hyper_tuning/test_hyper_tuning.py"): "hyperopt / Ray Tune search over many full trainings (minutes each); "
                                                  "not the plugin's stack beyond tune.report, which the model tests call",
+    # config/test_overall.py: every test is 1 to 3 full BPR trainings + evaluations on ml-100k (10 to 30 s
+    # each on a CI core); kept: the ones the stack fixes touch (checkpoint save + best-model reload under
+    # torch >= 2.6, amp / grad scaler, loss and ranking metrics under NumPy 2)
+    ("*", "TestOverallConfig::test_train_batch_size"): "train_batch_size 1 on ml-100k: ~80,000 optimizer steps",
+    ("*", "TestOverallConfig::test_data_path"): "downloads ml-100k into ./dataset (no network in CI)",
+    ("*", "TestOverallConfig::test_eval_batch_size"): "eval_batch_size 1: ~900 one-user evaluation batches",
+    **{("*", f"TestOverallConfig::test_{name}"): "CI time: a RecBole Config key no stack fix touches (2-3 ml-100k "
+                                                  "trainings)"
+       for name in ("epochs", "gpu_id", "use_gpu", "reproducibility", "seed", "learner", "learning_rate",
+                    "training_neg_sampling", "transform", "eval_step", "stopping_step", "split_ratio",
+                    "group_by_user", "topk")},
     ("*", "model/test_model_manual.py"): "manual tests (pretrained files, GPU) RecBole itself does not run in CI",
     ("*", "TestGeneralRecommender"): "non-sequential models: not what the plugin fine-tunes; ~90 trainings would "
                                      "double CI time (the sequential class covers RecBole's trainer and quick start)",
