@@ -50,6 +50,15 @@ fine-tuning (reference lists, FINEST epochs, evaluation), CASPER -- and counts t
 steps' recorded times (:class:`Progress`). ``--repo`` imports ``recbole_finest`` from another checkout
 (e.g. main's, for a "before" series, ``--label before``).
 
+Matmul FLOP per phase (issue 44): the matrix products every phase ran are counted from the
+shapes the model saw (``_flops.py``: encoder ``n_layers * (8BWHA + 4BW^2A + 4BWHI)``, output
+layer ``2MHN``, x3 forward + backward in training), and after the run (outside every phase)
+the machine's matmul rate for the model's own shapes is measured in the same process
+(``_matmul.py``: output layer forward / its two backward products / evaluation scoring /
+encoder feed-forward / 2048^3, fp32 and bf16 where native). The table prints each phase's
+FLOP, achieved GFLOP/s (FLOP / wall time) and its ratio to the rate of its shapes
+(``--matmul-seconds 0`` skips the measurement).
+
 Targets (issue 19): time and peak memory grow with exponent <= 1.1 from 100K to 3M; 10M
 completes with peak RSS < 16 GB on a 24 GB machine.
 """
@@ -70,6 +79,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+from _flops import FlopCounter  # noqa: E402
+from _matmul import bound_seconds, measure_rates, model_shapes  # noqa: E402
 from _memory import status_kib  # noqa: E402
 
 @contextlib.contextmanager
@@ -156,8 +167,10 @@ def dataset_for(size, workdir):
     return data_path + os.sep, name
 
 
-def config_dict(data_path, workdir, casper_method):
-    return {
+def config_dict(data_path, workdir, casper_method, device="cpu", extra=None):
+    """The run's config; ``device="cuda"`` runs the models on RecBole's GPU (``gpu_id`` 0),
+    ``extra`` (``--config-json``) adds or overrides keys."""
+    out = {
         "data_path": data_path, "download_datasets": False,
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
@@ -172,6 +185,11 @@ def config_dict(data_path, workdir, casper_method):
         "checkpoint_dir": os.path.join(workdir, "saved"), "results_dir": os.path.join(workdir, "finest"),
         "log_wandb": False,
     }
+    if device != "cpu":
+        del out["device"]
+        out.update(use_gpu=True, gpu_id="0")
+    out.update(extra or {})
+    return out
 
 
 # ------------------------------------------------------------------ phase timing
@@ -183,6 +201,8 @@ class Phases:
         self.cpu_seconds = {p: 0.0 for p in PHASES}
         self.peak_mib = {p: 0.0 for p in PHASES}
         self.depth = 0
+        self.current = None  # the phase running now (for the FLOP count)
+        self.cuda_peak_mib = {}  # with a GPU: the allocator's peak during each phase
 
     @staticmethod
     def _reset_hwm():
@@ -196,19 +216,35 @@ class Phases:
     def hwm_mib():
         return status_kib("VmHWM") / 1024.0
 
+    @staticmethod
+    def _cuda():
+        """torch, where this process has started CUDA (phases then wait for the GPU), else None."""
+        torch = sys.modules.get("torch")
+        return torch if torch is not None and torch.cuda.is_initialized() else None
+
     def run(self, phase, fn, *args, **kwargs):
         if self.depth:
             return fn(*args, **kwargs)
         self.depth += 1
+        self.current = phase
         self._reset_hwm()
+        if self._cuda():
+            self._cuda().cuda.synchronize()
+            self._cuda().cuda.reset_peak_memory_stats()
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
+            cuda = self._cuda()
+            if cuda:
+                cuda.cuda.synchronize()
+                self.cuda_peak_mib[phase] = max(self.cuda_peak_mib.get(phase, 0.0),
+                                                cuda.cuda.max_memory_allocated() / 2**20)
             self.seconds[phase] += time.perf_counter() - t0
             self.cpu_seconds[phase] += time.process_time() - c0
             self.peak_mib[phase] = max(self.peak_mib[phase], self.hwm_mib())
             self.depth -= 1
+            self.current = None
 
     def snapshot(self):
         """Copies of the per-phase counters, for :meth:`since`."""
@@ -377,13 +413,18 @@ def run_one(size, args):
     from recbole_finest.finest import trainer as trainer_module
     from recbole_finest.finest.trainer import FinestTrainer
 
-    progress = Progress(args.workdir, args.label, size, settings={
-        "max_batches": args.max_batches, "threads": args.threads, "casper": args.casper,
-        "casper_exact_upto": args.casper_exact_upto, "repo": args.repo})
+    extra = json.loads(args.config_json) if args.config_json else None
+    settings = {"max_batches": args.max_batches, "threads": args.threads, "casper": args.casper,
+                "casper_exact_upto": args.casper_exact_upto, "repo": args.repo}
+    if args.device != "cpu" or extra:  # only then: progress of earlier runs stays valid
+        settings.update(device=args.device, config=extra)
+    progress = Progress(args.workdir, args.label, size, settings=settings)
     data_path, name = dataset_for(size, args.workdir)
     if args.max_batches:
         cap_loops(args.max_batches, FinestTrainer, trainer_module)
     phases = Phases()
+    flops = FlopCounter(lambda: phases.current)
+    flops.install()
     for method, phase in (("pretrain", "pre-train epoch"), ("build_reference", "reference lists"),
                           ("finetune", "FINEST epoch")):
         phases.wrap(FinestTrainer, method, phase)
@@ -391,7 +432,8 @@ def run_one(size, args):
         phases.wrap(stability, fn, "evaluation")
 
     t_start, c_start = time.perf_counter(), time.process_time()
-    config = Config(model="SASRec", dataset=name, config_dict=config_dict(data_path, args.workdir, args.casper))
+    config = Config(model="SASRec", dataset=name,
+                    config_dict=config_dict(data_path, args.workdir, args.casper, args.device, extra))
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset, (train, valid, test) = phases.run("load", load_data, config)
@@ -430,15 +472,16 @@ def run_one(size, args):
     for step, fn in zip(STEPS, (pretraining, fine_tuning, casper_step)):
         if step in loaded:
             continue
-        snap, t0, c0 = phases.snapshot(), time.perf_counter(), time.process_time()
+        snap, fsnap, t0, c0 = phases.snapshot(), flops.snapshot(), time.perf_counter(), time.process_time()
         record = fn()
         record.update(phases.since(snap), wall_s=time.perf_counter() - t0 - extra,
-                      cpu_s=time.process_time() - c0 - extra_cpu)
+                      cpu_s=time.process_time() - c0 - extra_cpu, phase_flop=flops.since(fsnap))
         progress.finish(step, record)
         if step == args.stop_after:
             raise SystemExit(f"{size}: stopped after {step} (--stop-after)")
     for record in loaded.values():
         phases.add(record)
+        flops.merge(record.get("phase_flop"))
     rows = [progress.steps["pre-training"]["row"], progress.steps["fine-tuning"]["row"]]
     casper_info = progress.steps["CASPER"]["casper"]
     total = time.perf_counter() - t_start - extra + sum(r["wall_s"] for r in loaded.values())
@@ -446,13 +489,19 @@ def run_one(size, args):
     phases.seconds["other"] = total - sum(v for k, v in phases.seconds.items() if k != "other")
     phases.cpu_seconds["other"] = cpu_total - sum(v for k, v in phases.cpu_seconds.items() if k != "other")
     phases.peak_mib["other"] = float("nan")
+    matmul = None
+    if args.matmul_seconds > 0:  # after every total: not counted in any phase
+        matmul = measure_rates(model_shapes(config["hidden_size"], config["inner_size"], dataset.item_num,
+                                            config["train_batch_size"], config["eval_batch_size"]),
+                               device=config["device"], seconds=args.matmul_seconds)
     return {
         "size": size, "label": args.label, "repo": os.path.dirname(os.path.dirname(os.path.abspath(recbole_finest.__file__))),
         "interactions": int(dataset.inter_num), "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
         "test_instances": int(n_test), "max_batches": args.max_batches, "train_rows": int(run.seqs_a.n_rows),
         "threads": torch.get_num_threads(), "wall_s": total, "cpu_s": cpu_total, "phase_cpu_s": phases.cpu_seconds, "peak_rss_mib": max(v for v in phases.peak_mib.values() if v == v),
         "phase_s": phases.seconds, "phase_peak_mib": phases.peak_mib, "rows": rows, "casper": casper_info,
-        "resumed_steps": list(loaded),
+        "resumed_steps": list(loaded), "phase_flop": flops.flop, "matmul": matmul,
+        "device": str(config["device"]), "phase_cuda_peak_mib": phases.cuda_peak_mib,
     }
 
 
@@ -512,6 +561,7 @@ def table(workdir, label):
     recs = [r for r in recs if "phase_s" in r]  # --casper-only records have the CASPER table only
     if recs:
         lines += _phase_tables(recs)
+        lines += _flop_tables(recs)
     if casper_rows:
         keys = sorted({k for _, c in casper_rows for k in c if k not in ("nodes", "used")})
         lines += ["", "| size | CASPER nodes | used | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
@@ -563,6 +613,62 @@ def _phase_tables(recs):
     return lines
 
 
+#: the phases whose matrix products are counted (``benchmarks/_flops.py``)
+FLOP_PHASES = ("pre-train epoch", "reference lists", "FINEST epoch", "evaluation")
+
+
+def _gflop_s(flop, seconds):
+    return flop / seconds / 1e9 if seconds > 0 else float("nan")
+
+
+def _flop_tables(recs):
+    """Per size and phase: matmul FLOP, achieved GFLOP/s (FLOP / phase wall time) and its ratio
+    to the rate measured in the same run for the phase's own shapes (fp32; bf16 where measured)."""
+    recs = [r for r in recs if r.get("phase_flop") and r.get("matmul")]
+    if not recs:
+        return []
+    lines = ["| size | phase | GFLOP (encoder / output layer) | wall | achieved GFLOP/s | fp32 rate of its shapes "
+             "| achieved / fp32 rate | on CPU time | bf16 rate of its shapes | achieved / bf16 rate |", "|---" * 10 + "|"]
+    for r in recs:
+        rates = r["matmul"]["rates"]
+        for p in FLOP_PHASES:
+            flop = r["phase_flop"].get(p)
+            if not flop:
+                continue
+            total, wall = sum(flop.values()), r["phase_s"][p]
+            enc = flop.get("encoder_fwd", 0) + flop.get("encoder_train", 0)
+            achieved = _gflop_s(total, wall)
+            cells = []
+            for dtype in ("fp32", "bf16"):
+                if rates.get(dtype):
+                    bound = _gflop_s(total, bound_seconds(flop, rates[dtype]))
+                    cells += [f"{bound:.1f}", f"{achieved / bound:.2f}"]
+                else:
+                    cells += ["-", "-"]
+                if dtype == "fp32":  # the same on the process's CPU time per torch thread (robust to other jobs)
+                    on_cpu = _gflop_s(total, _cpu(r, p) / max(1, r.get("threads", 1)))
+                    cells.append(f"{on_cpu / bound:.2f}" if rates.get(dtype) and on_cpu == on_cpu else "-")
+            lines.append(f"| {r['size']} | {p} | {total / 1e9:,.0f} ({enc / 1e9:,.0f} / {(total - enc) / 1e9:,.0f}) | "
+                         f"{wall:.1f} s | {achieved:.1f} | " + " | ".join(cells) + " |")
+    lines += [""]
+    for r in recs:
+        m = r["matmul"]
+        rates = m["rates"]
+        shapes = "; ".join(
+            f"{name} [{a} x {b}] x [{b} x {c}]: {rates['fp32'][name]:.1f}"
+            + (f" / {rates['bf16'][name]:.1f}" if rates.get("bf16") else "")
+            for name, (a, b, c) in m["shapes"].items())
+        lines.append(f"Matmul rates of {r['size']} measured in the same run ({m['device']}, {m['threads']} torch "
+                     f"thread(s), GFLOP/s fp32{' / bf16' if rates.get('bf16') else ''}): {shapes}."
+                     + (f" bf16 not measured: {m['bf16_note']}." if not rates.get("bf16") else ""))
+    lines += ["", "FLOP: the matrix products of the phase as the model ran them (benchmarks/_flops.py: "
+              "encoder n_layers * (8BWHA + 4BW^2A + 4BWHI), output layer 2MHN, x3 with autograd); the rate of its "
+              "shapes charges each kind at its measured matmul rate (benchmarks/_matmul.py), so the ratio is the "
+              "share of that ceiling the phase reached in wall time ('on CPU time': in process CPU seconds per torch "
+              "thread, which other jobs on the machine do not inflate).", ""]
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help=f"comma list of {', '.join(SIZES)} (10M is opt-in)")
@@ -581,6 +687,13 @@ def main():
                     help="only the CASPER methods on the synthetic training split (no RecBole, no training)")
     ap.add_argument("--stop-after", default=None, choices=STEPS,
                     help="end the run after this step, as a session's end would (to check the resume)")
+    ap.add_argument("--matmul-seconds", type=float, default=0.3,
+                    help="per matmul shape and round: seconds to time the machine's rate for the FLOP table "
+                         "(after the run, outside every phase; 0 = no FLOP ratios)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: the models on the GPU (benchmarks/gpu_check.sh); cpu: as always")
+    ap.add_argument("--config-json", default=None,
+                    help="extra config keys as a JSON object (e.g. a precision option), for every size")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.workdir = os.path.abspath(args.workdir)
@@ -599,9 +712,11 @@ def main():
             print(f"{size}: running ({args.label})", flush=True)
             argv = [sys.executable, os.path.abspath(__file__), "--one", size, "--workdir", args.workdir,
                     "--label", args.label, "--casper", args.casper, "--threads", str(args.threads),
-                    "--casper-exact-upto", args.casper_exact_upto, "--max-batches", str(args.max_batches)]
+                    "--casper-exact-upto", args.casper_exact_upto, "--max-batches", str(args.max_batches),
+                    "--matmul-seconds", str(args.matmul_seconds)]
             argv += ["--casper-only"] if args.casper_only else []
             argv += ["--stop-after", args.stop_after] if args.stop_after else []
+            argv += ["--device", args.device] + (["--config-json", args.config_json] if args.config_json else [])
             if args.repo:
                 argv += ["--repo", args.repo]
             if subprocess.run(argv).returncode != 0:
