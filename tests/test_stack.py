@@ -116,3 +116,40 @@ def test_missing_recbole_names_the_install_step():
     assert "ImportError" in out.stderr and "pip install --no-deps recbole==1.2.1" in out.stderr
     assert "docs/install.md" in out.stderr
     assert re.search(r"ray<=2\.6\.3", out.stderr)
+
+
+# ---------------------------------------------------------------------------------- torch.amp, Ray
+def test_recbole_amp_uses_torch_amp():
+    """RecBole's trainer module builds its GradScaler / autocast through torch.amp (no deprecation warning)."""
+    import warnings
+
+    import recbole.trainer.trainer as trainer_module
+    import torch
+
+    from recbole_finest.compat import stack
+
+    stack.apply()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.cuda.amp.GradScaler(...) warns FutureWarning
+        scaler = trainer_module.amp.GradScaler(enabled=False)
+        with trainer_module.amp.autocast(enabled=False):
+            pass
+    assert isinstance(scaler, torch.amp.GradScaler) and not scaler.is_enabled()
+
+
+def test_recbole_tune_report_reaches_ray_in_its_new_form(monkeypatch):
+    """RecBole's objective_function calls tune.report(**metrics); Ray >= 2.41 takes report(metrics)."""
+    import ray.tune
+
+    import recbole.quick_start.quick_start as quick_start
+    from recbole_finest.compat import stack
+
+    stack.apply()
+    calls = []
+
+    def report(metrics, *, checkpoint=None):  # Ray >= 2.41's signature
+        calls.append(metrics)
+
+    monkeypatch.setattr(ray.tune, "report", report)
+    quick_start.tune.report(**{"recall@10": 0.5, "mrr@10": 0.25})
+    assert calls == [{"recall@10": 0.5, "mrr@10": 0.25}]
