@@ -3,11 +3,12 @@
 A run's trainers write into ``<checkpoint_dir>/<model>-<run id>/``. While the run works,
 :func:`running` keeps a marker ``<checkpoint_dir>/.<model>-<run id>.running`` and holds an OS
 lock on ``<marker>.lock`` (``filelock``: freed when the process ends, killed included); a run
-that finishes removes its marker and keeps its folder. A run killed (or failed) part-way leaves
-its marker behind: :func:`remove_unfinished`, called when the next run in that
-``checkpoint_dir`` starts, removes the folder of every marker whose lock nobody holds. A killed
-run is not resumed: the next run starts from scratch (its own run id) and the unfinished
-folder does not stay behind. Folders of runs still working (their lock held) are left alone.
+that finishes removes its marker and keeps its folder. A run that fails removes its folder
+itself; a run killed part-way leaves its marker behind: :func:`remove_unfinished`, called when
+the next run in that ``checkpoint_dir`` starts, removes the folder of every marker whose lock
+nobody holds. A killed run is not resumed: the next run starts from scratch (its own run id)
+and the unfinished folder does not stay behind. Folders of runs still working (their lock
+held) are left alone.
 """
 
 import contextlib
@@ -29,7 +30,11 @@ def marker_path(checkpoint_dir, name):
 
 @contextlib.contextmanager
 def running(checkpoint_dir, name):
-    """Mark ``<checkpoint_dir>/<name>`` as the folder of a run that works until the block ends without error."""
+    """Mark ``<checkpoint_dir>/<name>`` as the folder of a run that works until the block ends.
+
+    Ends without error: the marker goes, the folder stays. Ends with an error: the folder goes
+    too (an unfinished run). Killed: the marker stays for :func:`remove_unfinished`.
+    """
     os.makedirs(checkpoint_dir, exist_ok=True)
     marker = marker_path(checkpoint_dir, name)
     lock = FileLock(marker + ".lock")
@@ -37,9 +42,15 @@ def running(checkpoint_dir, name):
     try:
         write_text(marker, f"pid {os.getpid()}\n")
         yield
-        os.remove(marker)  # finished: the folder is a result of a whole run and stays
+    except BaseException:
+        shutil.rmtree(os.path.join(checkpoint_dir, name), ignore_errors=True)
+        raise
     finally:
+        with contextlib.suppress(OSError):
+            os.remove(marker)
         lock.release()
+        with contextlib.suppress(OSError):
+            os.remove(marker + ".lock")
 
 
 def remove_unfinished(checkpoint_dir):

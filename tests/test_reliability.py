@@ -111,7 +111,8 @@ CASES = [
      "scratch beside it",
      "not resumed: removed at the next start. A run marks `<checkpoint_dir>/.<model>-<run id>.running` while it "
      "works, under an OS lock; the next stability or `--update` run in that `checkpoint_dir` removes the folders "
-     "whose marker nobody holds (killed or failed runs), never a working run's; a finished run keeps its folder"),
+     "whose marker nobody holds (killed runs), never a working run's; a run that fails removes its folder "
+     "itself, a finished run keeps it"),
 ]
 
 
@@ -870,13 +871,17 @@ def test_case22_folder_of_a_killed_run_is_removed_at_the_next_start(dirs, tmp_pa
     assert [p for p in saved.iterdir() if p.is_dir()] == []  # the failed run's own folder was never made
 
 
-def test_case22_folder_of_a_working_run_stays(tmp_path):
+def test_case22_working_finished_and_failed_runs(tmp_path):
     from recbole_finest.run_folders import remove_unfinished, running
 
     with running(str(tmp_path), "SASRec-working"):
         (tmp_path / "SASRec-working").mkdir()
         assert remove_unfinished(str(tmp_path)) == []  # another run starting now leaves it alone
-    assert (tmp_path / "SASRec-working").is_dir() and remove_unfinished(str(tmp_path)) == []  # finished: kept
+    assert os.listdir(tmp_path) == ["SASRec-working"]  # finished: kept, no marker or lock file left
+    with pytest.raises(_Stop), running(str(tmp_path), "SASRec-failed"):
+        (tmp_path / "SASRec-failed").mkdir()
+        raise _Stop
+    assert os.listdir(tmp_path) == ["SASRec-working"]  # failed: its folder removed at once
 
 
 if __name__ == "__main__":
