@@ -37,6 +37,21 @@ def resources_of(config, key):
     return {"cpu": 1, "gpu": 0, **config[key]}
 
 
+def remote_task(fn, resources):
+    """``fn`` as a Ray task on ``resources`` (``{"cpu", "gpu"}``, :func:`resources_of`).
+
+    Declared by ``ray.remote(num_cpus=, num_gpus=)``, not ``ray.remote(fn).options(...)``: with
+    a GPU Ray then runs every call in a fresh worker process (its ``max_calls=1`` default for
+    GPU functions, which ``.options`` does not apply). CUDA reads ``CUDA_VISIBLE_DEVICES`` once
+    per process, so a reused worker would stay on its first task's GPU while Ray assigns the
+    next task another one (Ray issue 29624): on a machine with several GPUs, tasks would pile
+    onto one GPU that Ray counts as shared out.
+    """
+    import ray
+
+    return ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(fn)
+
+
 def init_ray(address, num_cpus=None, num_gpus=None):
     """Join ``address`` or start a local Ray with ``num_cpus`` / ``num_gpus`` (None = all).
 
