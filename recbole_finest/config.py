@@ -29,7 +29,7 @@ from recbole_finest.compat.literal import convert_config_dict, python_tag_error,
 from recbole_finest.compat.models import get_model
 
 #: the settings' tables and cache identity are importable from here too (``settings`` holds them)
-__all__ = ["Config", "ConfigError", "validate", "check_dataset_limits", "check_topk", "check_value", "checked",
+__all__ = ["Config", "run_config", "PROTOCOL_KEY", "ConfigError", "validate", "check_dataset_limits", "check_topk", "check_value", "checked",
            "check_unknown_keys", "read_yaml", "properties_dir", "declared_keys", "KEYS", "RECBOLE_KEYS",
            "RUNTIME_KEYS", "ENVIRONMENT_KEYS", "identity_items"]
 
@@ -80,6 +80,9 @@ def read_yaml(path, loader=None):
     return content
 
 
+#: the key that applies the plugin's protocol (paper split, filters, metrics) in a user's script
+PROTOCOL_KEY = "finest_protocol"
+
 #: plugin-table keys that RecBole itself may set (its own key, shared with the table)
 RECBOLE_WRITES = frozenset({"train_neg_sample_args"})
 
@@ -87,10 +90,17 @@ RECBOLE_WRITES = frozenset({"train_neg_sample_args"})
 class Config(RecBoleConfig):
     """RecBole ``Config`` that knows the plugin's models and YAML defaults."""
 
-    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, protocol_default=False):
+        """RecBole's arguments; ``protocol_default``: apply the plugin's protocol when ``finest_protocol`` is unset.
+
+        In a user's RecBole script (``protocol_default=False``) every RecBole key keeps RecBole's
+        value; the plugin's own entry points (:func:`run_config`) pass ``True``.
+        """
         from recbole_finest.compat.registry import register
 
         register()  # NumPy 2 aliases RecBole 1.2.1 needs
+        self._protocol_default = protocol_default
+        self.protocol_files = []
         super().__init__(model, dataset, config_file_list, config_dict)
         validate(self)
         self._settings = PluginSettings.of(self.final_config_dict)
@@ -156,18 +166,33 @@ class Config(RecBoleConfig):
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):
+        """RecBole's defaults, then the plugin's keys; the protocol's RecBole keys only when it applies.
+
+        Always: ``properties/overall/finest.yaml`` and ``update.yaml`` (plugin keys only) and the
+        properties of the plugin's own models (``properties/model/<model>.yaml`` of TiSASRec, ...).
+        With the protocol (:meth:`uses_protocol`): ``properties/overall/protocol.yaml``, the
+        dataset's ``properties/dataset/<dataset>.yaml`` (split, filters, metrics of the paper),
+        a RecBole model's ``properties/model/<model>.yaml`` and, for a dataset RecBole has no
+        properties for, the columns of a converted raw file. The files applied are listed in
+        ``protocol_files`` and logged by :func:`recbole_finest.compat.registry.init_logger`.
+        """
         super()._load_internal_config_dict(model, model_class, dataset)
-        recbole_negatives = self.internal_config_dict.get("train_neg_sample_args")
         root = properties_dir()
+        model_file = os.path.join(root, "model", f"{model}.yaml")
+        plugin_model = getattr(model_class, "__module__", "").startswith("recbole_finest.")
+        for file in (os.path.join(root, "overall", "finest.yaml"), os.path.join(root, "overall", "update.yaml")):
+            self._update_internal_config_dict(file)
+        if plugin_model and os.path.isfile(model_file):
+            self._update_internal_config_dict(model_file)
+        if not self.uses_protocol():
+            return
+        recbole_negatives = self.internal_config_dict.get("train_neg_sample_args")
         dataset_file = os.path.join(root, "dataset", f"{dataset}.yaml")
-        for file in (
-            os.path.join(root, "overall", "finest.yaml"),
-            os.path.join(root, "overall", "update.yaml"),
-            os.path.join(root, "model", f"{model}.yaml"),
-            dataset_file,
-        ):
-            if os.path.isfile(file):
+        for file in (os.path.join(root, "overall", "protocol.yaml"), None if plugin_model else model_file,
+                     dataset_file):
+            if file is not None and os.path.isfile(file):
                 loaded = self._update_internal_config_dict(file) or {}
+                self.protocol_files.append(os.path.relpath(file, root))
                 if file == dataset_file:
                     self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
         recbole_file = os.path.join(os.path.dirname(recbole_properties()), "dataset", f"{dataset}.yaml")
@@ -175,10 +200,26 @@ class Config(RecBoleConfig):
             # a dataset the plugin converts from a raw file: the columns of INTER_HEADER
             self.internal_config_dict.update(default_dataset_keys())
             self.parameters["Dataset"] += [k for k in default_dataset_keys() if k not in self.parameters["Dataset"]]
+            self.protocol_files.append("raw-file columns (user_id, item_id, timestamp)")
         if getattr(model_class, "type", None) != ModelType.SEQUENTIAL:
             # the plugin samples BPR negatives itself for sequential models only; general
             # models (stability: False) keep RecBole's own negative sampling
             self.internal_config_dict["train_neg_sample_args"] = recbole_negatives
+
+    def uses_protocol(self):
+        """Whether the plugin's protocol applies: ``finest_protocol`` if given, else the entry point's default."""
+        given = self.external_config_dict.get(PROTOCOL_KEY)
+        if given is None:
+            return bool(self._protocol_default)
+        if not isinstance(given, bool):
+            raise ConfigError(f"config key '{PROTOCOL_KEY}' must be True, False or ~, got {given!r}")
+        return given
+
+
+def run_config(model=None, dataset=None, config_file_list=None, config_dict=None):
+    """The ``Config`` of the plugin's own entry points (command line, study, tune, update): protocol on by default."""
+    return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                  protocol_default=True)
 
 
 def recbole_properties():

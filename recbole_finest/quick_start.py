@@ -8,7 +8,7 @@ from logging import getLogger
 from recbole.data import data_preparation
 from recbole.utils import ModelType, init_seed, set_color
 
-from recbole_finest.config import Config, check_dataset_limits
+from recbole_finest.config import check_dataset_limits, run_config
 from recbole_finest.data.datasets import prepare_dataset
 from recbole_finest.data.files import atomic_files, check_has_rows, data_digest, load_error
 from recbole_finest.fileio import atomic_folder, check_writable, new_run_id, write_json, write_text
@@ -134,7 +134,7 @@ def run_recbole_finest(model=None, dataset=None, config_file_list=None, config_d
         otherwise), ``best_valid_score``/``test_result`` when single-model, and
         ``results_dir`` where JSON/Markdown were written.
     """
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = run_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     if config["stability"] and config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise ValueError(f"the stability run (stability: True) needs a sequential model; '{config['model']}' is "
                          f"{config['MODEL_TYPE']}. Set stability: False to train and test it with RecBole's trainer")

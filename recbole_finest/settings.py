@@ -109,6 +109,8 @@ class FinestSettings(Group):
     enabled: bool = key(True, BOOL, name="finest")
     method: str = key("finest", METHOD, name="finetune_method", runtime=True)
     pretrained_model_path: str = key(None, optional(TEXT), name="pretrained_model_path")
+    # its effect is the RecBole keys it sets (split, filters, metrics), which the identity holds
+    protocol: bool = key(None, optional(BOOL), environment=True)
     epochs: int = key(50, POSITIVE_INT)
     learning_rate: float = key(0.0001, POSITIVE)
     topk: int = key(100, POSITIVE_INT)

@@ -31,11 +31,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 # ------------------------------------------------------------------------- shared tiny configs
 #: the tiny SASRec-on-ml-100k run most tests train (users with >= 300 interactions, one layer,
-#: one epoch each phase); a test adds its own keys with ``{**TINY, ...}`` or :func:`tiny`
+#: one epoch each phase; the plugin's protocol on, as in its command line, also where a test
+#: builds a library ``Config``); a test adds its own keys with ``{**TINY, ...}`` or :func:`tiny`
 TINY = dict(
     user_inter_num_interval="[300,inf)", hidden_size=16, inner_size=32, n_layers=1, n_heads=1,
     MAX_ITEM_LIST_LENGTH=20, epochs=1, finest_epochs=1, finest_topk=10, train_batch_size=512,
-    eval_batch_size=512, show_progress=False, seed=2020,
+    eval_batch_size=512, show_progress=False, seed=2020, finest_protocol=True,
 )
 #: the same run at half the width (the study and reliability tests train many of them)
 TINY_NARROW = {**TINY, "hidden_size": 8, "inner_size": 16}

@@ -63,7 +63,7 @@ def test_perturb_casper_selection_follows_the_choice(seqs):
 def test_config_rejects_unknown_casper_method(tmp_path):
     from recbole_finest.config import Config
 
-    base = dict(checkpoint_dir=str(tmp_path))
+    base = dict(checkpoint_dir=str(tmp_path), finest_protocol=True)
     with pytest.raises(ValueError, match=r"'casper_method' must be one of exact, sketch, auto, got 'fast'"):
         Config("SASRec", "ml-100k", config_dict={**base, "casper_method": "fast"})
     with pytest.raises(ValueError, match=r"'casper_exact_max_nodes' must be a positive integer"):

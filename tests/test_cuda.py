@@ -36,7 +36,7 @@ def env(tmp_path_factory):
 def _trainers(env, model_name, unit):
     """A CPU trainer with a pre-trained model and a ``cuda`` trainer holding a copy of it."""
     def config():
-        cfg = Config(model_name, "ml-100k", config_dict={
+        cfg = Config(model_name, "ml-100k", config_dict={"finest_protocol": True, 
             **TINY, "checkpoint_dir": str(env["tmp"] / "saved"), "train_unit": unit})
         construct_transform(cfg)
         return cfg
@@ -75,7 +75,7 @@ def test_reference_lists_and_losses_on_cuda_equal_cpu(env, model_name, unit):
 
 
 def test_pretraining_finest_and_stability_metrics_run_on_cuda(env):
-    cfg = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(env["tmp"] / "saved")})
+    cfg = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, "checkpoint_dir": str(env["tmp"] / "saved")})
     init_seed(cfg["seed"], cfg["reproducibility"])
     trainer = FinestTrainer(cfg, get_model("SASRec")(cfg, env["train"].dataset))
     trainer.fit(env["train"], env["valid"], verbose=False, saved=False)

@@ -197,7 +197,7 @@ def test_shared_reddit_loads_in_recbole_with_paper_protocol(tmp_path):
         model="SASRec",
         dataset="reddit",
         config_file_list=[str(REPO / "properties" / "dataset" / "reddit.yaml")],
-        config_dict={"data_path": str(tmp_path), "train_neg_sample_args": None, "state": "ERROR"},
+        config_dict={"finest_protocol": True, "data_path": str(tmp_path), "train_neg_sample_args": None, "state": "ERROR"},
     )
     dataset = create_dataset(config)
     assert dataset.user_num - 1 == 4675  # user_num counts the padding user

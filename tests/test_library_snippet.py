@@ -17,7 +17,8 @@ import recbole_finest.finest.trainer as trainer_module
 from conftest import tiny
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "library.md"
-TINY = tiny(finest_epochs=2)
+#: a user's own yaml: RecBole's split and metrics for ml-100k (no plugin protocol), CE without negatives
+TINY = tiny(drop=("finest_protocol",), finest_epochs=2, train_neg_sample_args=None)
 
 
 def _snippet(name):

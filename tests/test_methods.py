@@ -199,11 +199,11 @@ def test_fake_user_count_and_errors():
     assert fake_user_count(3, 100) == 3
     assert fake_user_count(0.01, 4675) == 47
     assert fake_user_count(0.001, 10) == 1
-    base = Config("SASRec", "ml-100k", config_dict={"state": "ERROR"})
+    base = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, "state": "ERROR"})
     for bad in (0, -1, 2.5, True, "5"):  # checked once, when the settings are built (before pre-training)
         if not isinstance(bad, str):  # RecBole reads "5" in a config dict as 5
             with pytest.raises(ConfigError, match="apt_fake_users"):
-                Config("SASRec", "ml-100k", config_dict={"apt_fake_users": bad, "state": "ERROR"})
+                Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, "apt_fake_users": bad, "state": "ERROR"})
         with pytest.raises(ConfigError, match="apt_fake_users"):
             method_settings(base, "apt", {"apt_fake_users": bad})
 
@@ -251,6 +251,6 @@ def test_apt_augment_appends_fake_users_only():
     assert math.isclose(append_profiles(seqs, np.ones((1, 3), dtype=np.int64)).timestamps[-1], 2.0)
     # a bad value fails when the settings are built, before any training
     with pytest.raises(ConfigError, match="apt_fake_length"):
-        Config("SASRec", "ml-100k", config_dict={"apt_fake_length": 1, "state": "ERROR"})
+        Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, "apt_fake_length": 1, "state": "ERROR"})
     with pytest.raises(ConfigError, match="apt_fake_length"):
-        method_settings(Config("SASRec", "ml-100k", config_dict={"state": "ERROR"}), "apt", {"apt_fake_length": 1})
+        method_settings(Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, "state": "ERROR"}), "apt", {"apt_fake_length": 1})

@@ -71,6 +71,7 @@ def tiny_config(model, tmp_dir, **overrides):
         "seed": 0,
         "reproducibility": True,
         "state": "WARNING",
+        "finest_protocol": True,
         "checkpoint_dir": str(tmp_dir / "saved"),
         "results_dir": str(tmp_dir / "results"),
     }

@@ -113,6 +113,33 @@ CASES = [
      "works, under an OS lock; the next stability or `--update` run in that `checkpoint_dir` removes the folders "
      "whose marker nobody holds (killed runs), never a working run's; a run that fails removes its folder "
      "itself, a finished run keeps it"),
+    # issue 41 (no input runs code, silently wrong numbers): tests in tests/test_trust.py
+    ("23", "a config value `\"__import__('os').system('touch x') or 'gelu'\"` in a config dict, `--hidden_act=`, "
+           "`study_model_config` or a `--tune` search space's fixed value",
+     "RecBole's `eval` runs it (the marker file is created, the value becomes `'gelu'`, exit 0)",
+     "read by the literal parser (`compat/literal.py`, `ast.literal_eval`): kept as the plain string, never "
+     "evaluated (the run then fails on the unknown activation name)"),
+    ("24", "a config file with `!!python/name:os.system` or `!!python/object/apply:`",
+     "`python/name` accepted (the value is the function)",
+     "`config file <path>: line 2: YAML tag '!!python/name:os.system' is refused ...` (every YAML the plugin "
+     "reads: RecBole's float rule on `yaml.SafeLoader`)"),
+    ("25", "Unix-second timestamps in bursts of 1-60 s, rows shuffled",
+     "RecBole's float32 keeps 128-s steps: per-user order wrong; shifting all timestamps by a constant changes "
+     "the results",
+     "the time field is float64 in the plugin's sequential dataset: per-user order, the time split and the "
+     "update cuts are those of the raw int64 values; a shifted copy gives the same table"),
+    ("26", "`nan`, `inf` or an empty timestamp in an atomic `.inter`",
+     "NaN filled with the column mean, inf kept as latest (exit 0)",
+     "`<path>: timestamp column 'timestamp' has 1 value(s) that are not finite numbers, the first inf in data "
+     "row 5 ...` (as raw files are refused)"),
+    ("27", "`pretrained_model_path` of a checkpoint trained on another dataset of the same size",
+     "loaded (shape check only), exit 0",
+     "`config key 'pretrained_model_path': '<path>' is a checkpoint of dataset 'first', but this run trains "
+     "dataset 'second'`: one rule with `deployed_model_path` (`finest.checkpoints.check_origin`)"),
+    ("28", "a dataset left with one user after the filters",
+     "a table computed from that one user, exit 0",
+     "`dataset [few] has 1 user(s) left after RecBole's filters (...); results are means over users and need "
+     "at least 10`"),
 ]
 
 
@@ -120,8 +147,9 @@ def render_doc():
     lines = [
         "# Reliability: bad inputs and faults",
         "",
-        "What each bad input or fault of issues 16 (cases 1-13) and 41 got before and gets now. Generated from",
-        "`tests/test_reliability.py` (`python tests/test_reliability.py`); every row has a test there.",
+        "What each bad input or fault of issues 16 (cases 1-13) and 41 (14-28) got before and gets now. Generated from",
+        "`tests/test_reliability.py` (`python tests/test_reliability.py`); every row has a test `test_case<id>_...`",
+        "in `tests/test_reliability.py` or `tests/test_trust.py`.",
         "On the command line every error below ends in one line `recbole-finest: error: ...`",
         "(set `RECBOLE_FINEST_TRACEBACK=1` for the traceback).",
         "",
@@ -166,7 +194,7 @@ def test_docs_table_is_current():
 
 @pytest.fixture
 def dirs(tmp_path):
-    out = {"checkpoint_dir": str(tmp_path / "saved"), "results_dir": str(tmp_path / "results")}
+    out = {"checkpoint_dir": str(tmp_path / "saved"), "results_dir": str(tmp_path / "results"), "finest_protocol": True}
     with _cwd(tmp_path):
         yield out
 
@@ -179,7 +207,7 @@ def _no_training(monkeypatch):
 def test_case1_trainers_of_one_second_never_share_a_checkpoint(dirs):
     from recbole.model.sequential_recommender import SASRec
 
-    config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs})
+    config = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs})
     _, (train, _, _) = load_data(config)
     names = set()
     for _ in range(2):
@@ -223,7 +251,7 @@ def test_case2_independent_references_on_disk_match_references_in_ram(dirs, tmp_
     rows = {}
     for where in ("ram", "disk"):
         ref = {"finest_reference_file": str(tmp_path / "ref.npy")} if where == "disk" else {}
-        config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, **ref, "reference_protocol": "independent",
+        config = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, **ref, "reference_protocol": "independent",
                                                           "perturb_ratio": 0.05})
         _, (train, valid, test) = load_data(config)
         run = StabilityRun(config, train, valid, test)
@@ -239,13 +267,13 @@ def test_case3_pretrained_model_path_is_model_a(dirs, tmp_path, monkeypatch):
 
     from recbole_finest.stability.run import StabilityRun
 
-    config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs})
+    config = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs})
     _, (train, valid, test) = load_data(config)
     torch.manual_seed(7)
     state = SASRec(config, train.dataset).state_dict()
     path = tmp_path / "a.pth"
     save_checkpoint({"state_dict": state}, path)
-    config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "pretrained_model_path": str(path)})
+    config = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, "pretrained_model_path": str(path)})
     calls = []
     original_pretrain = FinestTrainer.pretrain
     def pretrain(self, *args, **kwargs):
@@ -258,7 +286,7 @@ def test_case3_pretrained_model_path_is_model_a(dirs, tmp_path, monkeypatch):
     assert calls == ["-B"]  # only B was trained
     assert all(torch.equal(run.pretrained["A"][k], state[k]) for k in state)
     with pytest.raises(ConfigError, match=r"pretrained_model_path.*nope\.pth"):
-        Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "pretrained_model_path": "nope.pth"})
+        Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, "pretrained_model_path": "nope.pth"})
     with pytest.raises(ValueError, match=r"'pretrained_model_path' is read by FinestTrainer.*'BPR'"):
         run_recbole_finest("BPR", "ml-100k", config_dict={**TINY, **dirs, "stability": False,
                                                          "pretrained_model_path": str(path)})
@@ -271,7 +299,7 @@ def test_case3_pretrained_model_path_is_model_a(dirs, tmp_path, monkeypatch):
 ])
 def test_case4_bad_rank_list_keys_fail_in_config(dirs, key, value, allowed):
     with pytest.raises(ConfigError, match=rf"config key '{key}' must be {allowed}, got {value!r}"):
-        Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, key: value})
+        Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, key: value})
 
 
 def test_case4_jaccard_k_beyond_the_items_fails_before_training(dirs, monkeypatch):
@@ -279,7 +307,7 @@ def test_case4_jaccard_k_beyond_the_items_fails_before_training(dirs, monkeypatc
     with pytest.raises(ConfigError, match=r"'jaccard_k' is 100000 but the dataset has only \d+ items"):
         run_recbole_finest("SASRec", "ml-100k", config_dict={**TINY, **dirs, "jaccard_k": 100000})
     with pytest.raises(ConfigError, match=r"'jaccard_k' \(20\) must not exceed 'rbo_depth' \(5\)"):
-        Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "jaccard_k": 20, "rbo_depth": 5})
+        Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, "jaccard_k": 20, "rbo_depth": 5})
 
 
 def test_case4_table_shows_the_jaccard_column_of_any_k():
@@ -292,12 +320,12 @@ def test_case4_table_shows_the_jaccard_column_of_any_k():
 # ---------------------------------------------------------------------------------- 5
 def test_case5_misspelled_plugin_key_is_an_error(dirs, tmp_path):
     with pytest.raises(ConfigError, match=r"unknown config key 'finest_topkk' \(did you mean 'finest_topk'\?\)"):
-        Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "finest_topkk": 10})
+        Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, "finest_topkk": 10})
     file = tmp_path / "typo.yaml"
     file.write_text("perturb_ration: 0.1\n")
     with pytest.raises(ConfigError, match=r"'perturb_ration' \(did you mean 'perturb_ratio'\?\)"):
-        Config("SASRec", "ml-100k", config_file_list=[str(file)], config_dict={**TINY, **dirs})
-    assert Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "my_own_key": 1})["my_own_key"] == 1
+        Config("SASRec", "ml-100k", config_file_list=[str(file)], config_dict={"finest_protocol": True, **TINY, **dirs})
+    assert Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, "my_own_key": 1})["my_own_key"] == 1
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -329,7 +357,7 @@ def test_case5_study_and_tune_share_one_identity_of_environment_keys(tmp_path):
     from recbole_finest.tune.identity import pretrain_digest
 
     def config(**extra):
-        return Config("SASRec", "ml-100k", config_dict={"state": "ERROR", "wandb_project": "a", **extra})
+        return Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, "state": "ERROR", "wandb_project": "a", **extra})
 
     folder = StudyFolder(str(tmp_path))
     _store_fingerprint(_check_fingerprint(folder, "SASRec", config()))
@@ -480,7 +508,7 @@ def test_case10_files_keep_the_umask_mode(tmp_path, umask):
 ])
 def test_case11_bad_recbole_values_name_the_key(dirs, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, **overrides})
+        Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, **overrides})
 
 
 def test_case11_bad_files_are_named(dirs, tmp_path):
@@ -502,10 +530,10 @@ def test_case11_model_name_case(dirs):
 def test_case11_checkpoints_that_do_not_fit_are_named(dirs, tmp_path):
     from recbole.model.sequential_recommender import SASRec
 
-    config = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs})
+    config = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs})
     _, (train, _, _) = load_data(config)
     trainer = FinestTrainer(config, SASRec(config, train.dataset))
-    bigger = Config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "hidden_size": 16, "inner_size": 32})
+    bigger = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, "hidden_size": 16, "inner_size": 32})
     other = tmp_path / "other_size.pth"
     save_checkpoint({"state_dict": SASRec(bigger, train.dataset).state_dict()}, other)
     with pytest.raises(ValueError, match=r"checkpoint .*other_size\.pth does not fit SASRec"):
@@ -571,7 +599,7 @@ def test_case11_config_files_with_repeated_spaces(tmp_path, monkeypatch):
 def test_case12_plain_mode_trains_a_general_model(dirs):
     out = run_recbole_finest("BPR", "ml-100k", config_dict={**TINY, **dirs, "stability": False})
     result = out["test_result"]
-    config = Config("BPR", "ml-100k", config_dict={**TINY, **dirs, "stability": False})
+    config = Config("BPR", "ml-100k", config_dict={"finest_protocol": True, **TINY, **dirs, "stability": False})
     # RecBole evaluated the config's metrics at its cut-offs, and the trained model finds test items
     assert sorted(result) == sorted(f"{m.lower()}@{k}" for m in config["metrics"] for k in config["topk"])
     assert result["recall@10"] > 0 and result["ndcg@10"] > 0

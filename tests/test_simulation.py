@@ -35,13 +35,13 @@ _cwd = contextlib.chdir  # RecBole writes log_tensorboard/ into the working dire
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("simulation")
     with _cwd(tmp):
-        config = Config("SASRec", "ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp / "saved")})
+        config = Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, **TINY, "checkpoint_dir": str(tmp / "saved")})
         init_seed(config["seed"], config["reproducibility"])
         dataset = create_dataset(config)
         train, valid, test = data_preparation(config, dataset)
 
         def make_trainer(**overrides):
-            cfg = on_cpu(Config("SASRec", "ml-100k", config_dict={
+            cfg = on_cpu(Config("SASRec", "ml-100k", config_dict={"finest_protocol": True, 
                 **TINY, "checkpoint_dir": str(tmp / "saved"), "finest_sim_ratio": RATIO, **overrides}))
             init_seed(cfg["seed"], cfg["reproducibility"])
             model = get_model("SASRec")(cfg, train.dataset)

@@ -351,7 +351,7 @@ def _recbole_config(load_col):
         model=TiSASRec,
         dataset="ml-100k",
         config_file_list=[MODEL_YAML],
-        config_dict={
+        config_dict={"finest_protocol": True, 
             "data_path": data_path,
             "load_col": load_col,
             "hidden_size": 16,

@@ -56,7 +56,7 @@ def _no_training(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ code execution
-def test_config_dict_value_is_never_evaluated(dirs, tmp_path):
+def test_case23_config_dict_value_is_never_evaluated(dirs, tmp_path):
     config = make_config("SASRec", "ml-100k", config_dict={**TINY, **dirs, "hidden_act": payload(tmp_path)})
     assert config["hidden_act"] == payload(tmp_path)  # the plain string as written
     assert not (tmp_path / MARKER).exists()
@@ -70,7 +70,7 @@ def test_config_dict_value_is_never_evaluated(dirs, tmp_path):
         ("[300,inf)", ["MRR", "NDCG"], False)
 
 
-def test_command_line_value_is_never_evaluated(dirs, tmp_path, monkeypatch):
+def test_case23_command_line_value_is_never_evaluated(dirs, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["run_recbole_finest.py", "--model=SASRec", "--dataset=ml-100k",
                                       f"--hidden_act={payload(tmp_path)}", "--topk=[5,10]", "--n_layers=1"])
     config = make_config("SASRec", "ml-100k", config_dict={**TINY, **dirs})
@@ -78,7 +78,7 @@ def test_command_line_value_is_never_evaluated(dirs, tmp_path, monkeypatch):
     assert not (tmp_path / MARKER).exists()
 
 
-def test_config_file_value_and_python_tags(dirs, tmp_path):
+def test_case24_config_file_value_and_python_tags(dirs, tmp_path):
     plain = tmp_path / "plain.yaml"
     plain.write_text(yaml.safe_dump({"hidden_act": payload(tmp_path)}))
     config = make_config("SASRec", "ml-100k", config_file_list=[str(plain)], config_dict={**TINY, **dirs})
@@ -91,7 +91,7 @@ def test_config_file_value_and_python_tags(dirs, tmp_path):
     assert not (tmp_path / MARKER).exists()
 
 
-def test_study_model_config_value_is_never_evaluated(dirs, tmp_path, monkeypatch):
+def test_case23_study_model_config_value_is_never_evaluated(dirs, tmp_path, monkeypatch):
     from recbole_finest.study import driver
 
     study = tmp_path / "study.yaml"
@@ -109,7 +109,7 @@ def test_study_model_config_value_is_never_evaluated(dirs, tmp_path, monkeypatch
     assert not (tmp_path / MARKER).exists()
 
 
-def test_tune_fixed_value_is_never_evaluated(dirs, tmp_path):
+def test_case23_tune_fixed_value_is_never_evaluated(dirs, tmp_path):
     from recbole_finest.tune.driver import search_space_of
     from recbole_finest.tune.setup import setup_of
 
@@ -153,7 +153,7 @@ def _data_config(dirs, folder, name, **extra):
             "finest_topk": 5, "MAX_ITEM_LIST_LENGTH": 50, "download_datasets": False, **extra}
 
 
-def test_unix_second_order_is_exact(dirs, tmp_path):
+def test_case25_unix_second_order_is_exact(dirs, tmp_path):
     """Per-user training sequences and test targets equal a sort by the raw int64 timestamps."""
     frame = _bursty_inter(tmp_path / "data", "bursts")
     config = make_config("SASRec", "bursts", config_dict=_data_config(dirs, tmp_path / "data", "bursts"))
@@ -175,7 +175,7 @@ def test_unix_second_order_is_exact(dirs, tmp_path):
         assert tokens[iid][i] == expected[tokens[uid][u]]["item"].iloc[-1]
 
 
-def test_update_time_cuts_are_exact(dirs, tmp_path):
+def test_case25_update_time_cuts_are_exact(dirs, tmp_path):
     from recbole_finest.update.periods import cut_periods, dataset_sequences
 
     frame = _bursty_inter(tmp_path / "data", "bursts")
@@ -194,7 +194,7 @@ def test_update_time_cuts_are_exact(dirs, tmp_path):
     assert got == want
 
 
-def test_shifting_timestamps_keeps_results(dirs, tmp_path):
+def test_case25_shifting_timestamps_keeps_results(dirs, tmp_path):
     """The same interactions at 0.. and at 1.7e9.. seconds give the same stability table."""
     rows = []
     for name, shift in (("early", 0), ("late", BASE)):
@@ -206,7 +206,7 @@ def test_shifting_timestamps_keeps_results(dirs, tmp_path):
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", ""])
-def test_non_finite_timestamps_in_an_atomic_file_are_refused(dirs, tmp_path, bad):
+def test_case26_non_finite_timestamps_in_an_atomic_file_are_refused(dirs, tmp_path, bad):
     _bursty_inter(tmp_path / "data", "holes")
     path = tmp_path / "data" / "holes" / "holes.inter"
     lines = path.read_text().splitlines(keepends=True)
@@ -219,7 +219,7 @@ def test_non_finite_timestamps_in_an_atomic_file_are_refused(dirs, tmp_path, bad
         create_dataset(config)
 
 
-def test_pretrained_model_of_another_dataset_is_refused(dirs, tmp_path, monkeypatch):
+def test_case27_pretrained_model_of_another_dataset_is_refused(dirs, tmp_path, monkeypatch):
     """Same users, items and sizes, another dataset name: refused as deployed_model_path is."""
     from recbole.model.sequential_recommender import SASRec
 
@@ -241,7 +241,7 @@ def test_pretrained_model_of_another_dataset_is_refused(dirs, tmp_path, monkeypa
                        ["item_embedding.weight"])
 
 
-def test_a_dataset_of_too_few_users_is_refused(dirs, tmp_path, monkeypatch):
+def test_case28_a_dataset_of_too_few_users_is_refused(dirs, tmp_path, monkeypatch):
     _bursty_inter(tmp_path / "data", "few", users=12, long_users=1)
     cfg = _data_config(dirs, tmp_path / "data", "few")
     _no_training(monkeypatch)

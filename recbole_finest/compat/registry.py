@@ -39,7 +39,9 @@ def prefix_free_dataset_class():
     from recbole.data.dataset import SequentialDataset
     from recbole.data.interaction import Interaction
 
-    class PrefixFreeSequentialDataset(SequentialDataset):
+    from recbole_finest.compat.timestamps import ExactTimeMixin
+
+    class PrefixFreeSequentialDataset(ExactTimeMixin, SequentialDataset):
         """RecBole's ``SequentialDataset`` without stored per-prefix copies.
 
         RecBole 1.2.1's ``data_augmentation`` turns every interaction after a user's first
@@ -51,7 +53,8 @@ def prefix_free_dataset_class():
         interactions (``O(N)``). The lists of a batch are built when RecBole's loaders index
         the dataset (``dataset[index]``), equal to RecBole's (tested), so RecBole's
         splitting, filtering, remapping and eval loaders are unchanged. Memory
-        ``O(interactions)``; a batch costs ``O(batch x max_len)``.
+        ``O(interactions)``; a batch costs ``O(batch x max_len)``. Timestamps are finite and
+        float64 (:class:`~recbole_finest.compat.timestamps.ExactTimeMixin`).
         """
 
         def data_augmentation(self):
@@ -179,6 +182,25 @@ def start_trainer_phase(trainer, learning_rate, epochs) -> None:
     trainer.train_loss_dict = {}
 
 
+def grad_scaler(device, enabled):
+    """RecBole's ``GradScaler(enabled=enable_scaler)`` through ``torch.amp`` (``torch.cuda.amp`` is deprecated)."""
+    return torch.amp.GradScaler(device.type if hasattr(device, "type") else str(device), enabled=bool(enabled))
+
+
+def check_single_process(config) -> None:
+    """Refuse RecBole's multi-process training (``nproc`` > 1 / ``world_size`` > 1) before any training.
+
+    RecBole's ``Trainer`` syncs gradients over processes (a distributed sampler and
+    ``sync_grad_loss``); the plugin's own training batches (``SequenceLoader``) are not
+    split over processes, so each process would train on all data with unsynced gradients.
+    """
+    nproc, world = config["nproc"] or 1, config["world_size"] or -1
+    if nproc > 1 or world > 1 or not config["single_spec"]:
+        raise ValueError(f"recbole-finest trains in one process: config keys 'nproc' ({nproc}) and 'world_size' "
+                         f"({world}) must be 1 / -1 (multi-process training would not sync gradients); "
+                         f"use one GPU or CPU process, or Ray (study_backend: ray, --tune) for parallel runs")
+
+
 def writes_checkpoints(config) -> bool:
     """RecBole's rank guard of ``Trainer._save_checkpoint``: only the process of local rank 0
     (or a single-process run) writes checkpoints."""
@@ -250,3 +272,8 @@ def init_logger(config):
 
     os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
     recbole_init_logger(config)
+    applied = getattr(config, "protocol_files", None)
+    if applied:
+        from logging import getLogger
+
+        getLogger().info(f"recbole-finest protocol applied (finest_protocol; docs/library.md): {', '.join(applied)}")

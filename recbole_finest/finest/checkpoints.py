@@ -11,7 +11,7 @@ import torch
 from recbole.utils import set_color
 
 from recbole_finest.fileio import load_checkpoint, save_checkpoint
-from recbole_finest.compat.registry import resume_trainer, trainer_checkpoint, writes_checkpoints
+from recbole_finest.compat.registry import trainer_checkpoint, writes_checkpoints
 
 
 def checkpoint_meta(checkpoint, key):
@@ -60,7 +60,10 @@ class CheckpointMixin:
         if not writes_checkpoints(self.config):
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
-        save_checkpoint({**trainer_checkpoint(self, epoch), "phase": self.phase}, path)
+        extra = {"phase": self.phase}
+        if self.phase == "finetune":  # a resumed fine-tuning rebuilds its reference lists from this model
+            extra["pretrained_file"] = self.pretrained_file
+        save_checkpoint({**trainer_checkpoint(self, epoch), **extra}, path)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
@@ -80,8 +83,19 @@ class CheckpointMixin:
             self.logger.info(f"Loading model parameters from {path}")
 
     def resume_checkpoint(self, resume_file):
-        resume_trainer(self, load_checkpoint(str(resume_file), map_location=self.device), resume_file)
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+        """RecBole's ``resume_checkpoint``: the next ``fit`` resumes the phase and epoch the checkpoint was saved in.
+
+        A checkpoint of RecBole's own ``Trainer`` (no ``phase``) resumes pre-training. A
+        fine-tuning checkpoint skips pre-training: its reference lists are rebuilt from the
+        pre-trained checkpoint it names (``pretrained_file``), then fine-tuning goes on from
+        the saved epoch with the saved model and optimizer.
+        """
+        checkpoint = load_checkpoint(str(resume_file), map_location=self.device)
+        phase = checkpoint.get("phase", "pretrain") if isinstance(checkpoint, dict) else None
+        if phase not in ("pretrain", "finetune"):
+            raise ValueError(f"checkpoint {resume_file} is not a training checkpoint of RecBole or recbole-finest")
+        self._resume = (phase, checkpoint, str(resume_file))
+        self.logger.info(f"Checkpoint loaded. Resume {phase} from epoch {checkpoint['epoch'] + 1}")
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):

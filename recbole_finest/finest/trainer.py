@@ -30,7 +30,7 @@ from recbole_finest.fileio import new_run_id, run_file
 from recbole_finest.finest.loss import rank_preserving_loss
 from recbole_finest.finest.method_config import MethodSettings, method_settings
 from recbole_finest.finest.reference import ReferenceLists
-from recbole_finest.compat.registry import start_trainer_phase
+from recbole_finest.compat.registry import check_single_process, grad_scaler, resume_trainer, start_trainer_phase
 from recbole_finest.finest.scoring import SequenceScorer
 from recbole_finest.finest.checkpoints import CheckpointMixin
 
@@ -119,6 +119,7 @@ class FinestTrainer(CheckpointMixin, Trainer):
         # RecBole expects ``model.to(config["device"])`` from the caller; a model left on the
         # CPU would fail on the first GPU batch with a device-mismatch error, so move it here.
         model = model.to(config["device"])
+        check_single_process(config)
         super().__init__(config, model)
         self.scorer = SequenceScorer(model)
         self.unit = resolve_train_unit(config, self.scorer.adapter)
@@ -136,6 +137,8 @@ class FinestTrainer(CheckpointMixin, Trainer):
         self.run_dir = os.path.join(self.checkpoint_dir, f"{config['model']}-{self.run_id}")
         self._sequences_cache = {}
         self.snapshot_epochs, self.snapshots = frozenset(), {}  # finetune(snapshot_epochs=...)
+        self.pretrained_file = None  # the checkpoint of the model the reference lists come from
+        self._resume = None  # (phase, checkpoint, file) of resume_checkpoint, applied when that phase starts
 
     # ------------------------------------------------------------------ data
     def sequences_of(self, train_data):
@@ -164,6 +167,11 @@ class FinestTrainer(CheckpointMixin, Trainer):
         self.phase = phase
         start_trainer_phase(self, learning_rate, epochs)  # RecBole's per-fit attributes (registry.py)
         self.saved_model_file = os.path.join(self.run_dir, f"{phase}{self.tag}.pth")
+        if self._resume is not None and self._resume[0] == phase:
+            _, checkpoint, resume_file = self._resume
+            self._resume = None
+            resume_trainer(self, checkpoint, resume_file)  # model, optimizer, epoch: RecBole's resume
+            self.logger.info(f"resuming {phase} from {resume_file} at epoch {self.start_epoch}")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         """All phases: pre-train (or load ``pretrained_model_path``), then fine-tune.
@@ -171,8 +179,19 @@ class FinestTrainer(CheckpointMixin, Trainer):
         Returns RecBole's ``(best_valid_score, best_valid_result)`` of the last phase run.
         """
         path = self.config.settings.finest.pretrained_model_path
-        if path:
+        resumed = self._resume[0] if self._resume is not None else None
+        if resumed == FINETUNE:
+            # the reference lists are those of the pre-trained model the interrupted run started from
+            path = self._resume[1].get("pretrained_file")
+            if not path or not os.path.isfile(path):
+                raise ValueError(f"cannot resume fine-tuning from {self._resume[2]}: the pre-trained checkpoint its "
+                                 f"reference lists come from is missing ({path})")
+            self.load_model(path, verbose=verbose)
+            self.pretrained_file = self.saved_model_file = path
+            result = (-1, None)
+        elif path and resumed is None:
             self.load_model(path)
+            self.pretrained_file = self.saved_model_file = path  # RecBole's evaluate(load_best_model=True) reloads it
             result = (-1, None)
         else:
             result = self.pretrain(train_data, valid_data, verbose, saved, show_progress, callback_fn)
@@ -189,6 +208,7 @@ class FinestTrainer(CheckpointMixin, Trainer):
         result = super().fit(loader, valid_data, verbose, saved, show_progress, callback_fn)
         if saved and valid_data is not None and os.path.isfile(self.saved_model_file):
             self.load_model(self.saved_model_file, verbose=verbose)
+        self.pretrained_file = self.saved_model_file if saved and os.path.isfile(self.saved_model_file) else None
         return result
 
     def build_reference(self, train_data, show_progress=False):
@@ -243,15 +263,19 @@ class FinestTrainer(CheckpointMixin, Trainer):
         if show_progress:
             batches = tqdm(train_data, ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
         total = None
+        scaler = grad_scaler(self.device, self.enable_scaler)  # RecBole's enable_amp / enable_scaler
         for batch in batches:
             batch = batch.to(self.device)
             self.optimizer.zero_grad()
-            losses = loss_func(batch) if loss_func else self.batch_losses(batch)
+            with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
+                losses = loss_func(batch) if loss_func else self.batch_losses(batch)
             loss = sum(losses)
-            loss.backward()
+            scaler.scale(loss).backward()
             if self.clip_grad_norm:
+                scaler.unscale_(self.optimizer)
                 clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
-            self.optimizer.step()
+            scaler.step(self.optimizer)
+            scaler.update()
             detached = torch.stack([part.detach() for part in losses])
             total = detached if total is None else total + detached
         if total is None:

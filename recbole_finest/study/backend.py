@@ -49,7 +49,7 @@ class GroupSpec:
 
     def config(self, seed, pert, gpu_id):
         """The model's ``Config`` in a task: its own checkpoint folder per group, no progress bars."""
-        from recbole_finest.config import Config
+        from recbole_finest.config import run_config
         from recbole_finest.study.folder import ratio_tag
         from recbole_finest.tune.cluster import isolated
 
@@ -58,7 +58,7 @@ class GroupSpec:
                                    f"study-{self.model}-seed{seed}-{sel}-{kind}-{ratio_tag(ratio)}")
         config_dict = {**self.config_dict, "gpu_id": gpu_id, "show_progress": False, "checkpoint_dir": checkpoints}
         with isolated():
-            return Config(self.model, self.dataset, self.config_files, config_dict)
+            return run_config(self.model, self.dataset, self.config_files, config_dict)
 
 
 def local_groups(context, runner, groups):

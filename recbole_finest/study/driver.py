@@ -53,7 +53,7 @@ from tqdm import tqdm
 from recbole_finest import report
 
 from recbole_finest.study import epochs as study_epochs
-from recbole_finest.config import Config
+from recbole_finest.config import run_config
 from recbole_finest.data.perturb import perturbation_size
 from recbole_finest.fileio import check_writable, write_json, write_text
 from recbole_finest.finest.method_config import method_overrides
@@ -73,7 +73,7 @@ from recbole_finest.study.resume import (  # noqa: F401  (re-exported)
 def _model_config(model, dataset, config_file_list, config_dict, overrides):
     cfg_dict = dict(config_dict or {})
     cfg_dict.update(overrides.get(model, {}) if overrides else {})
-    return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=cfg_dict)
+    return run_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=cfg_dict)
 
 
 def run_study(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, ray_address=None):
@@ -91,7 +91,7 @@ def run_study(model=None, dataset=None, config_file_list=None, config_dict=None,
     from recbole_finest.quick_start import load_data
 
     first = _first_model(model, config_file_list, config_dict)
-    base = Config(model=first, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    base = run_config(model=first, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     grids = resolve_grid(base)
     check_backend(base)
     cells = grid_cells(grids)

@@ -7,7 +7,7 @@ from logging import getLogger
 from recbole.utils import get_local_time, set_color
 
 from recbole_finest.compat.registry import init_logger
-from recbole_finest.config import Config, properties_dir
+from recbole_finest.config import properties_dir, run_config
 from recbole_finest.fileio import check_writable
 from recbole_finest.tune.cluster import init_ray, resources_of, restore_cuda
 from recbole_finest.tune.identity import CLI_KEYS
@@ -22,7 +22,7 @@ from recbole_finest.tune.trial import trial
 def base_config(model, dataset, config_file_list, config_dict):
     """The search's ``Config``, the only one that reads the command line; Ray keeps seeing every GPU."""
     cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
-    base = Config(model, dataset, config_file_list, config_dict)
+    base = run_config(model, dataset, config_file_list, config_dict)
     restore_cuda(cuda)  # RecBole set it to gpu_id
     check_writable(base["tune_dir"], "tune_dir")  # the keys were checked by Config (recbole_finest.config)
     return base

@@ -30,7 +30,7 @@ import yaml
 from recbole.utils import set_color
 
 from recbole_finest.compat.registry import init_logger
-from recbole_finest.config import Config, properties_dir
+from recbole_finest.config import properties_dir, run_config
 from recbole_finest.fileio import write_json, write_text
 from recbole_finest.methods import get_method
 from recbole_finest.tune import cluster, driver
@@ -133,7 +133,7 @@ def run_tune_methods(model=None, dataset=None, config_file_list=None, config_dic
 
     from recbole_finest.study.grid import _first_model
 
-    base = Config(_first_model(model, config_file_list, config_dict), dataset, config_file_list, config_dict)
+    base = run_config(_first_model(model, config_file_list, config_dict), dataset, config_file_list, config_dict)
     init_logger(base)
     models, methods = tuned_models_and_methods(base)
     search_space = search_space or os.path.join(properties_dir(), "tune", "methods.yaml")

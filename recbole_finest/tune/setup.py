@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from recbole_finest.checks import ConfigError
-from recbole_finest.config import Config
+from recbole_finest.config import run_config
 from recbole_finest.tune.cluster import isolated
 from recbole_finest.tune.identity import PATH_KEYS
 
@@ -45,7 +45,7 @@ class TuneSetup:
         if checkpoint_dir is not None:
             config_dict["checkpoint_dir"] = checkpoint_dir
         with isolated():
-            return Config(self.model, self.dataset, self.config_files, config_dict)
+            return run_config(self.model, self.dataset, self.config_files, config_dict)
 
 
 def absolute_overrides(config, overrides):

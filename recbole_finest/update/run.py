@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from recbole.utils import init_seed, set_color
 
-from recbole_finest.config import Config
+from recbole_finest.config import run_config
 from recbole_finest.fileio import atomic_folder, load_checkpoint, new_run_id, save_checkpoint, write_json
 from recbole_finest.compat.registry import init_logger, create_dataset
 from recbole_finest.data.files import data_digest
@@ -277,7 +277,7 @@ def run_update(model=None, dataset=None, config_file_list=None, config_dict=None
     """
     from recbole_finest.quick_start import check_outputs, prepare_raw_data, run_folder
 
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = run_config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_update_keys(config)
     check_outputs(config, ("results_dir", "checkpoint_dir", "update_cache_dir"), saved)
     run_id = new_run_id()
