@@ -54,7 +54,8 @@ def lru_scan(b, lam):
 
     Doubling (Hillis-Steele) scan: after the steps with offsets ``1, 2, ..., s``, ``h_t =
     sum_{j < 2s} lam^j b_{t-j}``; ``ceil(log2 L)`` steps, each one vectorized over the batch,
-    the positions and the states. On a CPU at ``L = 50`` the step-by-step loop
+    the positions and the states; without autograd the steps write into one clone of ``b``
+    (no concatenation). On a CPU at ``L = 50`` the step-by-step loop
     (:func:`lru_recurrence`) is faster (memory traffic: ``log2 L`` passes here against one);
     the scan is the paper's form and the one that parallelises on a GPU.
 
@@ -66,10 +67,13 @@ def lru_scan(b, lam):
         complex ``[B, L, N]`` states ``h``.
     """
     length = b.shape[1]
-    h, power, step = b.clone(), lam, 1
+    in_place = not (torch.is_grad_enabled() and (b.requires_grad or lam.requires_grad))
+    h, power, step = (b.clone() if in_place else b), lam, 1
     while step < length:
-        # the right-hand side is computed whole before the write (autograd: CopySlices)
-        h[:, step:] = h[:, step:] + power * h[:, :-step]
+        if in_place:  # inference: no concatenation (the right-hand side is whole before the write)
+            h[:, step:] = h[:, step:] + power * h[:, :-step]
+        else:  # autograd needs every step's h unchanged
+            h = torch.cat([h[:, :step], h[:, step:] + power * h[:, :-step]], dim=1)
         power, step = power * power, step * 2
     return h
 
