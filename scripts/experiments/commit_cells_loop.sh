@@ -4,7 +4,7 @@
 # docs/paper_study/{reddit,wikipedia}/cells; never the study reports a partial run rewrites.
 #   setsid nohup bash scripts/experiments/commit_cells_loop.sh > runs/logs/autocommit.log 2>&1 &
 cd "$(dirname "$0")/../.." || exit 1
-cells="docs/paper_study/reddit/cells docs/paper_study/wikipedia/cells"
+cells=${CELLS:-"docs/paper_study/reddit/cells docs/paper_study/wikipedia/cells"}  # CELLS="<folders>" for another study
 while true; do
   sleep 900
   # shellcheck disable=SC2086
