@@ -89,6 +89,7 @@ SAMPLER=$!
 trap 'kill "$SAMPLER" 2>/dev/null' EXIT
 
 DEADLINE=$((SECONDS + BUDGET))
+FAILED=0
 for s in "${STEPS[@]}"; do
     IFS='|' read -r name cap cmd <<< "$s"
     if [[ "$name" == "1M bf16" && -z "$BF16" ]]; then
@@ -106,6 +107,7 @@ for s in "${STEPS[@]}"; do
     start=$(date +%s.%N)
     timeout -k 10 "$cap" bash -c "$cmd" > "$REPORT/${name// /_}.log" 2>&1
     rc=$?
+    (( rc != 0 )) && FAILED=1
     printf '%s\t%s\t%s\t%s\n' "$name" "$start" "$(date +%s.%N)" "$rc" >> "$REPORT/steps.tsv"
     tail -n 3 "$REPORT/${name// /_}.log"
     if (( rc != 0 )) && [[ "$name" == "tune" || "$name" == "study ray" ]]; then
@@ -115,4 +117,5 @@ for s in "${STEPS[@]}"; do
 done
 
 kill "$SAMPLER" 2>/dev/null
-"$PYTHON" benchmarks/gpu_check.py table --work "$WORK" --report "$REPORT"
+"$PYTHON" benchmarks/gpu_check.py table --work "$WORK" --report "$REPORT" || FAILED=1
+exit "$FAILED"  # 1 when a step failed or timed out (its row says which)
