@@ -103,7 +103,8 @@ def results_block(records, methods, reference="finest"):
     finals = [r for r in records if report.is_final(r)]
     stats = report.summarize(finals, methods=methods, reference=reference)
     curves = {(c["method"], c["epoch"]): c for c in report.epoch_curves(records, methods=methods)}
-    metrics = ["jaccard@10", "mrr", "recall@10", "ndcg@10"]
+    frbo = ["frbo@10"] if any("frbo@10" in r["metrics"] for r in finals) else []  # cells since issue 42
+    metrics = [*frbo, "jaccard@10", "mrr", "recall@10", "ndcg@10"]
     seeds = max(r["n_seeds"] for r in stats["summary"])
     lines = [f"({seeds} seed{'s' if seeds > 1 else ''}: "
              f"{', '.join(map(str, stats['summary'][0]['seeds']))}; mean ± std over seeds)", "",
@@ -124,8 +125,10 @@ def results_block(records, methods, reference="finest"):
             continue
         label = "best baseline, " if other == versus[-1] and len(versus) == 3 else ""
         t_rbo, t_jac = tests[(other, "rbo")], tests[(other, "jaccard@10")]
+        t_frbo = tests.get((other, "frbo@10"))
+        frbo_text = f"FRBO@10 {t_frbo['improvement_pct']:+.1f}% (p {_p(t_frbo['p'])}), " if t_frbo else ""
         lines.append(f"- FINEST vs {label}{report.method_label(other)}: RBO {t_rbo['improvement_pct']:+.1f}% "
-                     f"(p {_p(t_rbo['p'])}), Jaccard@10 {t_jac['improvement_pct']:+.1f}% (p {_p(t_jac['p'])}), "
+                     f"(p {_p(t_rbo['p'])}), {frbo_text}Jaccard@10 {t_jac['improvement_pct']:+.1f}% (p {_p(t_jac['p'])}), "
                      f"MRR {tests[(other, 'mrr')]['improvement_pct']:+.1f}% (p {_p(tests[(other, 'mrr')]['p'])}).")
     return "\n".join(lines)
 
