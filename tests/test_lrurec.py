@@ -158,3 +158,32 @@ def test_trained_tiny_model_beats_popularity_on_ml100k(tmp_path):
           f"{len(ranks)} test instances, {time.time() - started:.1f} s")
     assert len(ranks) > 500
     assert mrr > pop_mrr and recall > pop_recall
+
+
+def test_finest_stability_run_and_update_mode_with_lrurec(tmp_path):
+    """LRURec through the stability run (pre-train, FINEST with its regularizer, the streamed
+    A-vs-B pass: RBO, FRBO@10, Jaccard@10) and through the update mode (retrain / finest)."""
+    import contextlib
+
+    from conftest import TINY_NARROW
+    from recbole_finest.stability import run as stability
+    from recbole_finest.update import run_update
+
+    keys = dict(TINY_NARROW, finetune_method="finest", train_neg_sample_args=None, MAX_ITEM_LIST_LENGTH=20,
+                lru_dropout_prob=0.0)
+    config, train, valid, test = load_splits(tmp_path, keys, model="LRURec")
+    on_cpu(config)
+    with contextlib.chdir(tmp_path):
+        run = stability.StabilityRun(config, train, valid, test, saved=False)
+        rows = [run.pretrain(), run.finetune("finest")]
+    for row in rows:
+        assert {"rbo", "frbo@10", "jaccard@10", "mrr", "ndcg@10"} <= set(row)
+        assert 0.0 < row["frbo@10"] <= 1.0 and row["frbo@10"] == pytest.approx(run.instances[row["method"]]["frbo@10"].mean())
+    assert "frbo@10" in stability.format_table(rows)
+    with contextlib.chdir(tmp_path):
+        report = run_update("LRURec", "ml-100k", config_dict={
+            **keys, "update_epochs": 1, "update_methods": ["retrain", "finest"],
+            "checkpoint_dir": str(tmp_path / "saved"), "results_dir": str(tmp_path / "results")})["report"]
+    by_name = {r["strategy"]: r for r in report["rows"]}
+    assert by_name["v1 (no update)"]["frbo@10"] == 1.0
+    assert all(0.0 <= r["frbo@10"] <= 1.0 and r["mrr"] > 0 for r in report["rows"])
