@@ -29,7 +29,7 @@ MAX_LEN = 10
 TINY = dict(
     user_inter_num_interval="[300,inf)", hidden_size=16, embedding_size=16, inner_size=32, n_layers=1, n_heads=2,
     MAX_ITEM_LIST_LENGTH=MAX_LEN, epochs=1, finest_epochs=1, finest_topk=5, show_progress=False, seed=3,
-    hidden_dropout_prob=0.0, attn_dropout_prob=0.0, dropout_prob=0.0, loss_type="CE",
+    hidden_dropout_prob=0.0, attn_dropout_prob=0.0, dropout_prob=0.0, loss_type="CE", train_neg_sample_args=None,
 )
 KINDS = {"SASRec": CAUSAL, "GRU4Rec": CAUSAL, "TiSASRec": CAUSAL, "LRURec": CAUSAL, "BERT4Rec": MASKED,
          "NARM": PREFIX_ONLY, "Caser": PREFIX_ONLY}
