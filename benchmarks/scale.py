@@ -184,6 +184,7 @@ def config_dict(data_path, workdir, casper_method, device="cpu", extra=None):
         "show_progress": False, "state": "WARNING", "device": "cpu", "use_gpu": False,
         "checkpoint_dir": os.path.join(workdir, "saved"), "results_dir": os.path.join(workdir, "finest"),
         "log_wandb": False,
+        "finest_protocol": True,  # the main job's protocol (run_config's default; a library Config keeps RecBole's)
     }
     if device != "cpu":
         del out["device"]
