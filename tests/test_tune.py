@@ -20,7 +20,7 @@ sys.path.insert(0, REPO_ROOT)
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
-from recbole_finest.config import Config  # noqa: E402
+from recbole_finest.config import run_config  # noqa: E402  (the Config of the plugin's tune runs)
 from recbole_finest.report import pareto_front  # noqa: E402
 from recbole_finest.tune import (  # noqa: E402
     INFEASIBLE, budgets_of, load_search_space, pretrain_digest, score, to_param_space,
@@ -76,11 +76,11 @@ def write(path, text):
 
 @pytest.fixture(scope="module")
 def base_config():
-    """A plain plugin ``Config`` (RecBole's ml-100k properties; no data is read)."""
+    """The ``Config`` of a plugin run (its protocol on ml-100k; no data is read)."""
     argv = sys.argv
     sys.argv = argv[:1]
     try:
-        return Config("SASRec", "ml-100k", config_dict={"show_progress": False})
+        return run_config("SASRec", "ml-100k", config_dict={"show_progress": False})
     finally:
         sys.argv = argv
 
@@ -213,7 +213,7 @@ def test_pretrain_digest_ignores_finetuning_keys(tmp_path, monkeypatch):
     files = [write_tiny_config(str(tmp_path))]
 
     def digest(**overrides):
-        return pretrain_digest(Config("SASRec", "tiny", files, overrides))
+        return pretrain_digest(run_config("SASRec", "tiny", files, overrides))
 
     base = digest()
     assert digest(finest_lambda=3.0, finest_topk=7, finetune_method="finest_no_sim", tune_num_samples=9) == base
@@ -234,7 +234,7 @@ def test_environment_keys_never_block_resuming_a_study(tmp_path, monkeypatch):
     files = [write_tiny_config(str(tmp_path))]
 
     def build(**overrides):
-        return Config("SASRec", "tiny", files, overrides)
+        return run_config("SASRec", "tiny", files, overrides)
 
     base, moved = build(), build(wandb_project="another", gpu_id="1", checkpoint_dir="elsewhere", seed=7)
     assert fingerprint(moved) == fingerprint(base)
@@ -265,7 +265,7 @@ def test_pretrain_digest_keeps_the_cache_entries_of_earlier_versions(tmp_path, m
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", sys.argv[:1])
     write_tiny_dataset(tmp_path)
-    config = Config("SASRec", "tiny", [write_tiny_config(str(tmp_path))], {"perturb_kind": "replacement"})
+    config = run_config("SASRec", "tiny", [write_tiny_config(str(tmp_path))], {"perturb_kind": "replacement"})
     kept = [f"{k}={v!r}" for k, v in sorted(config.final_config_dict.items())
             if not k.startswith(("finest_", "tune_")) and k not in EARLIER_IGNORED
             and k not in ("finest", "finetune_method", "reference_protocol")]
@@ -450,7 +450,7 @@ def test_trial_rows_are_kept_per_config_and_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", sys.argv[:1])
 
     def config(**extra):
-        return Config("SASRec", "tiny", [config_file], {"finest_lambda": 2.0, "show_progress": False, **extra})
+        return run_config("SASRec", "tiny", [config_file], {"finest_lambda": 2.0, "show_progress": False, **extra})
 
     base = config()
     same = [config(tune_name="other", checkpoint_dir=str(tmp_path / "elsewhere"), gpu_id="1")]

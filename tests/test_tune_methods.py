@@ -12,7 +12,7 @@ ray = pytest.importorskip("ray")
 
 from test_tune import write_tiny_config, write_tiny_dataset  # noqa: E402
 
-from recbole_finest.config import Config, properties_dir  # noqa: E402
+from recbole_finest.config import properties_dir, run_config  # noqa: E402
 from recbole_finest.finest.method_config import method_overrides  # noqa: E402
 from recbole_finest.methods import METHODS  # noqa: E402
 from recbole_finest.tune import load_search_space  # noqa: E402
@@ -30,7 +30,7 @@ def space():
     argv = sys.argv
     sys.argv = argv[:1]
     try:
-        return load_search_space(SPACE, Config("SASRec", "ml-100k", config_dict={"show_progress": False}))
+        return load_search_space(SPACE, run_config("SASRec", "ml-100k", config_dict={"show_progress": False}))
     finally:
         sys.argv = argv
 
@@ -58,7 +58,7 @@ def test_chosen_settings_yaml_is_a_study_method_config(tmp_path, monkeypatch):
     path.write_text(methods_yaml(chosen, ["a header"]))
     assert path.read_text().startswith("# a header\n")
     monkeypatch.chdir(tmp_path)
-    config = Config("SASRec", "ml-100k", config_file_list=[str(path)], config_dict={"show_progress": False})
+    config = run_config("SASRec", "ml-100k", config_file_list=[str(path)], config_dict={"show_progress": False})
     assert method_overrides(config) == {"acae": {LEARNING_RATE: 0.002, "adv_eps": 0.07},
                                         "finest": {LEARNING_RATE: 0.0004, "finest_lambda": 5.0}}
     assert method_overrides(config, "BERT4Rec") == {"acae": {LEARNING_RATE: 0.0001, "adv_eps": 0.3}}
@@ -120,7 +120,7 @@ def test_methods_yaml_holds_the_chosen_settings_and_resume_skips_finished_search
         loaded = yaml.safe_load(f)
     assert loaded == {"study_method_config": {"SASRec": {r["method"]: r["params"] for r in first["chosen"]}}}
     monkeypatch.chdir(tuned["root"])
-    config = Config("SASRec", "tiny", config_file_list=[tuned["config_file"], first["methods_yaml"]])
+    config = run_config("SASRec", "tiny", config_file_list=[tuned["config_file"], first["methods_yaml"]])
     assert method_overrides(config) == {r["method"]: r["params"] for r in first["chosen"]}
 
 
