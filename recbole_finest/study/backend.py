@@ -127,7 +127,7 @@ def ray_groups(base, config, runner, groups, saved, config_file_list, config_dic
     """
     import ray
 
-    from recbole_finest.tune.cluster import init_ray, resources_of
+    from recbole_finest.tune.cluster import init_ray, remote_task, resources_of
 
     logger = getLogger()
     resources = resources_of(base, "study_resources_per_cell")
@@ -141,7 +141,7 @@ def ray_groups(base, config, runner, groups, saved, config_file_list, config_dic
     started = init_ray(ray_address)
     pending = {}
     try:
-        task = ray.remote(group_task).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
+        task = remote_task(group_task, resources)  # a GPU task in a fresh worker (cluster.remote_task)
         logger.info(f"study on Ray: {len(groups)} cell groups, {resources} each; cluster {ray.cluster_resources()}")
 
         def submit(group):

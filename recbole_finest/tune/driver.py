@@ -9,7 +9,7 @@ from recbole.utils import get_local_time, set_color
 from recbole_finest.compat.registry import init_logger
 from recbole_finest.config import properties_dir, run_config
 from recbole_finest.fileio import check_writable
-from recbole_finest.tune.cluster import init_ray, resources_of, restore_cuda
+from recbole_finest.tune.cluster import init_ray, remote_task, resources_of, restore_cuda
 from recbole_finest.tune.identity import CLI_KEYS
 from recbole_finest.tune.objective import mean_rows
 from recbole_finest.tune.outputs import write_outputs
@@ -42,7 +42,7 @@ def _pretrain_pairs(setup, space, resources):
     """Pre-train A and B once per seed as Ray tasks; ``(shared, baseline)`` for the trials."""
     import ray
 
-    task = ray.remote(pretrain_task).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
+    task = remote_task(pretrain_task, resources)  # a GPU task in a fresh worker (cluster.remote_task)
     getLogger().info(set_color(f"pre-training A and B for seeds {setup.seeds}", "yellow"))
     constants = {k: v for k, v in space.items() if not is_distribution(v)}
     entries = ray.get([task.remote(setup, seed, constants) for seed in setup.seeds])
@@ -51,12 +51,23 @@ def _pretrain_pairs(setup, space, resources):
     return {(e["digest"], e["seed"]): e for e in entries}, baseline
 
 
+def search_algorithm(base):
+    """The search's ``BasicVariantGenerator``: draws seeded by ``seed``, at most
+    ``tune_max_concurrent_trials`` trials at once (None: as many as the resources allow).
+
+    The cap is the generator's own ``max_concurrent``: Ray ignores ``TuneConfig(max_concurrent_trials=)``
+    beside a ``BasicVariantGenerator`` (it only warns), so a cap given there never held.
+    """
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=int(base["seed"]), max_concurrent=base["tune_max_concurrent_trials"] or 0)
+
+
 def _tuner(base, setup, space, shared, resources, name, tune_dir):
     """Ray's ``Tuner`` of the search: the trial on ``resources``, FIFO or ASHA over ``finest_epochs``."""
     from ray import tune
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     scheduler = FIFOScheduler()
     if base["tune_scheduler"] == "asha":
@@ -68,8 +79,7 @@ def _tuner(base, setup, space, shared, resources, name, tune_dir):
         param_space=to_param_space(space),
         tune_config=tune.TuneConfig(
             metric="objective", mode="max", num_samples=base["tune_num_samples"], scheduler=scheduler,
-            search_alg=BasicVariantGenerator(random_state=int(base["seed"])),
-            max_concurrent_trials=base["tune_max_concurrent_trials"],
+            search_alg=search_algorithm(base),
             trial_name_creator=lambda t: f"trial_{t.trial_id}",
             trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
         ),
