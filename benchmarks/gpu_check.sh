@@ -14,7 +14,7 @@
 #      (e.g. GPU_CHECK_BF16='{"<key>": <value>}'); the plugin had no such key when this
 #      script was written, so by default the table says "fp32 only"            cap 100 s
 #   4. Ray Tune, 4 trials x {cpu: 1, gpu: 0.25}: all at once, then one after another
-#      (benchmarks/gpu_check.py tune: Ray of 8 CPUs, then of 1 CPU; trials per minute from Ray's trial records) cap 170 s
+#      (benchmarks/gpu_check.py tune: no cap, then tune_max_concurrent_trials 1; trials per minute from Ray's trial records) cap 170 s
 #   5. study_backend: ray, 4 cell groups x {cpu: 1, gpu: 0.25}                   cap 80 s
 # Throughout, nvidia-smi is sampled every 0.5 s (utilization, memory used); the table gives
 # each step's mean / max utilization and peak memory from the samples inside its window.
