@@ -101,3 +101,17 @@ def load_splits(tmp, config_dict, model="SASRec", dataset="ml-100k"):
         config = Config(model, dataset, config_dict={**config_dict, "checkpoint_dir": str(tmp / "saved")})
         train, valid, test = data_preparation(config, create_dataset(config))
     return config, train, valid, test
+
+
+# ------------------------------------------------------------------------- rank lists
+def perturbed_permutations(gen, n, m, swaps):
+    """n pairs of permutations of 1..m ``[n, m]``, the second a locally perturbed copy of the first."""
+    import torch
+
+    a = torch.stack([torch.randperm(m, generator=gen) + 1 for _ in range(n)])
+    b = a.clone()
+    for i in range(n):
+        for _ in range(swaps):
+            x, y = torch.randint(0, m, (2,), generator=gen).tolist()
+            b[i, x], b[i, y] = b[i, y].clone(), b[i, x].clone()
+    return a, b

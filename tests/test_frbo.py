@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY
+from conftest import TINY, perturbed_permutations
 from recbole_finest.stability.metrics import frbo, rank_lists, stability_values, stream_stability
 
 
@@ -25,14 +25,7 @@ def _paper_frbo(x, y, k, p):
 
 
 def _pairs(seed, n, m, swaps):
-    gen = torch.Generator().manual_seed(seed)
-    a = torch.stack([torch.randperm(m, generator=gen) + 1 for _ in range(n)])
-    b = a.clone()
-    for i in range(n):
-        for _ in range(swaps):
-            x, y = torch.randint(0, m, (2,), generator=gen).tolist()
-            b[i, x], b[i, y] = b[i, y].clone(), b[i, x].clone()
-    return a, b
+    return perturbed_permutations(torch.Generator().manual_seed(seed), n, m, swaps)
 
 
 def test_hand_computation():

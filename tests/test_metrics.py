@@ -6,16 +6,7 @@ from rbo import RankingSimilarity
 
 from recbole_finest.stability.metrics import jaccard, rank_lists, rbo
 
-
-def _perturbed_perms(gen, n, m, swaps):
-    """n pairs of permutations of 1..m, the second a locally perturbed copy of the first."""
-    a = torch.stack([torch.randperm(m, generator=gen) + 1 for _ in range(n)])
-    b = a.clone()
-    for i in range(n):
-        for _ in range(swaps):
-            x, y = torch.randint(0, m, (2,), generator=gen).tolist()
-            b[i, x], b[i, y] = b[i, y].clone(), b[i, x].clone()
-    return a, b
+from conftest import perturbed_permutations
 
 
 def _reference_rbo(a, b, p):
@@ -25,7 +16,7 @@ def _reference_rbo(a, b, p):
 @pytest.mark.parametrize("p", [1.0, 0.9, 0.5])
 def test_rbo_full_permutations_match_package(p):
     gen = torch.Generator().manual_seed(0)
-    a, b = _perturbed_perms(gen, 30, 60, swaps=15)
+    a, b = perturbed_permutations(gen, 30, 60, swaps=15)
     # plus fully independent permutations
     c = torch.stack([torch.randperm(60, generator=gen) + 1 for _ in range(10)])
     a, b = torch.cat([a, c]), torch.cat([b, c.flip(1)])
@@ -39,7 +30,7 @@ def test_rbo_full_permutations_match_package(p):
 def test_rbo_truncated_lists_partial_overlap_match_package(p):
     gen = torch.Generator().manual_seed(1)
     n, m, d = 40, 200, 25
-    a, b = _perturbed_perms(gen, n, m, swaps=40)
+    a, b = perturbed_permutations(gen, n, m, swaps=40)
     a, b = a[:, :d], b[:, :d]  # truncated top-D lists: not permutations of each other
     overlap = [len(set(x.tolist()) & set(y.tolist())) for x, y in zip(a, b)]
     assert min(overlap) < d  # really partial overlap
@@ -61,7 +52,7 @@ def test_rbo_disjoint_and_identical():
 
 def test_jaccard_matches_sets():
     gen = torch.Generator().manual_seed(2)
-    a, b = _perturbed_perms(gen, 50, 40, swaps=10)
+    a, b = perturbed_permutations(gen, 50, 40, swaps=10)
     for k in (1, 5, 10, 40, 100):
         got = jaccard(a, b, k=k)
         exp = []

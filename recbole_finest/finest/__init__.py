@@ -11,16 +11,7 @@
 ``recbole_finest.trainer`` re-exports it.
 """
 
-import importlib
-import importlib.util
+from recbole_finest.facade import lazy_names
 
-
-
-def __getattr__(name):  # lazy: importing a leaf (e.g. ``finest.loss``) must not load the trainer
-    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from ... import loss``)
-    if name in ("FinestTrainer", "PRETRAIN", "FINETUNE", "resolve_train_unit"):
-        trainer = importlib.import_module("recbole_finest.finest.trainer")
-
-        return getattr(trainer, name)
-    raise AttributeError(f"module 'recbole_finest.finest' has no attribute '{name}'")
+__getattr__ = lazy_names(__name__, "recbole_finest.finest.trainer",
+                         names=("FinestTrainer", "PRETRAIN", "FINETUNE", "resolve_train_unit"))

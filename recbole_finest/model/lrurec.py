@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole.model.abstract_recommender import SequentialRecommender
-from recbole.model.loss import BPRLoss
+
+from recbole_finest.model.common import loss_function, next_item_loss
 
 
 def lru_scan(b, lam):
@@ -171,12 +172,7 @@ class LRURec(SequentialRecommender):
                      self.r_min, self.r_max, self.layer_norm_eps)
             for _ in range(self.n_layers)
         ])
-        if self.loss_type == "BPR":
-            self.loss_fct = BPRLoss()
-        elif self.loss_type == "CE":
-            self.loss_fct = nn.CrossEntropyLoss()
-        else:
-            raise NotImplementedError("Make sure 'loss_type' in ['BPR', 'CE']!")
+        self.loss_fct = loss_function(self.loss_type)
         self.apply(self._init_weights)
 
     def _init_weights(self, module):
@@ -211,14 +207,7 @@ class LRURec(SequentialRecommender):
 
     def calculate_loss(self, interaction):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        pos_items = interaction[self.POS_ITEM_ID]
-        if self.loss_type == "BPR":
-            neg_items = interaction[self.NEG_ITEM_ID]
-            pos_score = (seq_output * self.item_embedding(pos_items)).sum(-1)  # [B]
-            neg_score = (seq_output * self.item_embedding(neg_items)).sum(-1)  # [B]
-            return self.loss_fct(pos_score, neg_score)
-        logits = seq_output @ self.item_embedding.weight.T  # [B, n_items]
-        return self.loss_fct(logits, pos_items)
+        return next_item_loss(self, seq_output, interaction)
 
     def predict(self, interaction):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])

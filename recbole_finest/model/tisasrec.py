@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole.model.abstract_recommender import SequentialRecommender
-from recbole.model.loss import BPRLoss
+
+from recbole_finest.model.common import loss_function, next_item_loss
 
 
 def compute_time_interval_matrix(time_seq, valid_mask, time_span):
@@ -229,12 +230,7 @@ class TiSASRec(SequentialRecommender):
         self.time_span = int(config["time_span"] if config["time_span"] is not None else 256)
 
         self._build_layers()
-        if self.loss_type == "BPR":
-            self.loss_fct = BPRLoss()
-        elif self.loss_type == "CE":
-            self.loss_fct = nn.CrossEntropyLoss()
-        else:
-            raise NotImplementedError("Make sure 'loss_type' in ['BPR', 'CE']!")
+        self.loss_fct = loss_function(self.loss_type)
 
         # parameters initialization
         self.apply(self._init_weights)
@@ -358,19 +354,7 @@ class TiSASRec(SequentialRecommender):
         )
 
     def calculate_loss(self, interaction):
-        seq_output = self._seq_output(interaction)
-        pos_items = interaction[self.POS_ITEM_ID]
-        if self.loss_type == "BPR":
-            neg_items = interaction[self.NEG_ITEM_ID]
-            pos_items_emb = self.item_embedding(pos_items)
-            neg_items_emb = self.item_embedding(neg_items)
-            pos_score = torch.sum(seq_output * pos_items_emb, dim=-1)  # [B]
-            neg_score = torch.sum(seq_output * neg_items_emb, dim=-1)  # [B]
-            return self.loss_fct(pos_score, neg_score)
-        else:  # self.loss_type = 'CE'
-            test_item_emb = self.item_embedding.weight
-            logits = torch.matmul(seq_output, test_item_emb.transpose(0, 1))
-            return self.loss_fct(logits, pos_items)
+        return next_item_loss(self, self._seq_output(interaction), interaction)
 
     def predict(self, interaction):
         seq_output = self._seq_output(interaction)

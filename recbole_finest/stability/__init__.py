@@ -12,19 +12,6 @@ working as before the layout change; the names are resolved lazily, so importing
 ``recbole_finest.stability.metrics`` does not load the trainer.
 """
 
-import importlib
-import importlib.util
+from recbole_finest.facade import lazy_names
 
-
-
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from ... import epochs``)
-    run = importlib.import_module("recbole_finest.stability.run")
-
-    try:
-        return getattr(run, name)
-    except AttributeError:
-        raise AttributeError(f"module 'recbole_finest.stability' has no attribute '{name}'") from None
+__getattr__ = lazy_names(__name__, "recbole_finest.stability.run")

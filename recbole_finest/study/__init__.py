@@ -13,19 +13,6 @@
 ``study.driver`` is resolved lazily here).
 """
 
-import importlib
-import importlib.util
+from recbole_finest.facade import lazy_names
 
-
-
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from ... import epochs``)
-    driver = importlib.import_module("recbole_finest.study.driver")
-
-    try:
-        return getattr(driver, name)
-    except AttributeError:
-        raise AttributeError(f"module 'recbole_finest.study' has no attribute '{name}'") from None
+__getattr__ = lazy_names(__name__, "recbole_finest.study.driver")
