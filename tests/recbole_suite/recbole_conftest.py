@@ -35,7 +35,7 @@ EXCLUDED = {
                                                  "not the plugin's stack beyond tune.report, which the model tests call",
     # config/test_overall.py: every test is 1 to 3 full BPR trainings + evaluations on ml-100k (10 to 30 s
     # each on a CI core); kept: the ones the stack fixes touch (checkpoint save + best-model reload under
-    # torch >= 2.6, amp / grad scaler, loss and ranking metrics under NumPy 2)
+    # torch >= 2.6, amp / grad scaler); metrics under NumPy 2 are covered by metrics/ and evaluation_setting/
     ("*", "TestOverallConfig::test_train_batch_size"): "train_batch_size 1 on ml-100k: ~80,000 optimizer steps",
     ("*", "TestOverallConfig::test_data_path"): "downloads ml-100k into ./dataset (no network in CI)",
     ("*", "TestOverallConfig::test_eval_batch_size"): "eval_batch_size 1: ~900 one-user evaluation batches",
@@ -43,7 +43,7 @@ EXCLUDED = {
                                                             "ml-100k trainings)"
        for name in ("epochs", "gpu_id", "use_gpu", "reproducibility", "seed", "learner", "learning_rate",
                     "training_neg_sampling", "transform", "eval_step", "stopping_step", "split_ratio",
-                    "group_by_user", "topk")},
+                    "group_by_user", "topk", "loss", "metric")},
     ("*", "model/test_model_manual.py"): "manual tests (pretrained files, GPU) RecBole itself does not run in CI",
     ("*", "test_model_auto.py::TestGeneralRecommender"): "non-sequential models: not what the plugin fine-tunes; ~90 trainings would "
                                      "double CI time (the sequential class covers RecBole's trainer and quick start)",
