@@ -55,15 +55,23 @@ def allowed_globals() -> list:
 
 
 def _plugin_config_classes():
-    """The plugin's ``Config`` and the dataclasses of ``config.settings`` (``PluginSettings`` ...)."""
+    """The plugin's ``Config`` and the dataclasses of ``config.settings`` (``PluginSettings`` ...), if loaded.
+
+    Taken from ``sys.modules`` (no import: ``compat`` sits below ``config`` and ``settings``).
+    They are loaded wherever the plugin wrote such a checkpoint; a plain RecBole script
+    opening one gets the refusal naming the class.
+    """
     import dataclasses
+    import sys
 
-    from recbole_finest import settings
-    from recbole_finest.config import Config
-
-    classes = [Config, settings.FrozenMap]
-    classes += [c for c in vars(settings).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
-                and c.__module__ == settings.__name__]
+    classes = []
+    config, settings = sys.modules.get("recbole_finest.config"), sys.modules.get("recbole_finest.settings")
+    if config is not None:
+        classes.append(config.Config)
+    if settings is not None:
+        classes.append(settings.FrozenMap)
+        classes += [c for c in vars(settings).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
+                    and c.__module__ == settings.__name__]
     return classes
 
 

@@ -362,16 +362,14 @@ def patch_imported() -> None:
 
 
 def apply() -> None:
-    """Install the import hook and patch what is imported; importing RecBole's patched modules now. Idempotent.
+    """Import RecBole's patched modules now and patch them (but Ray's ``quick_start``: patched on import). Idempotent.
 
-    The plugin calls it before it builds a ``Config``; a plain RecBole script gets the same
-    through the start-up hook or ``import recbole_finest``.
+    The plugin calls it before it builds a ``Config``; ``import recbole_finest`` has installed
+    the import hook (:func:`recbole_finest.compat.startup.install`) that patches the rest, and a
+    plain RecBole script gets the same through the start-up hook.
     """
     import importlib
 
-    from recbole_finest.compat import startup
-
-    startup.install()
     for name in PATCHES:
         if name != "recbole.quick_start.quick_start":  # imports Ray: patched when imported
             importlib.import_module(name)
