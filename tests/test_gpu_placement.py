@@ -38,6 +38,9 @@ def cluster():
     if ray.is_initialized():
         pytest.skip("Ray already running in this process")
     # the workers import this module's task functions: they inherit PYTHONPATH from ray.init
+    # RecBole's Config sets CUDA_VISIBLE_DEVICES from gpu_id (an earlier test's '0'); Ray refuses to
+    # declare 4 GPUs beside it, so the cluster starts without it and it is put back afterwards
+    visible = os.environ.pop("CUDA_VISIBLE_DEVICES", None)
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.abspath(__file__)), path]))
     try:
@@ -51,6 +54,8 @@ def cluster():
         yield ray.cluster_resources()
     finally:
         ray.shutdown()
+        if visible is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
 
 
 @ray.remote(num_cpus=0)

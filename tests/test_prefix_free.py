@@ -11,7 +11,6 @@ import contextlib
 import numpy as np
 import pytest
 import torch
-from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
@@ -25,13 +24,27 @@ TINY = tiny(drop=("epochs", "finest_epochs", "finest_topk", "seed"),
             user_inter_num_interval="[100,inf)", train_batch_size=256, eval_batch_size=128)
 
 
+def recbole_sequential_dataset(config):
+    """RecBole's ``SequentialDataset`` (stored prefix lists) with the plugin's exact timestamps.
+
+    The prefix-free dataset reads the time field as float64 (issue 41: RecBole's float32 turns
+    ml-100k's raw seconds into 64-second steps and reorders same-user interactions); the
+    reference keeps everything else RecBole's, so the two must agree exactly.
+    """
+    from recbole.data.dataset import SequentialDataset
+
+    from recbole_finest.compat.timestamps import ExactTimeMixin
+
+    return type("ExactTimeSequentialDataset", (ExactTimeMixin, SequentialDataset), {})(config)
+
+
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     """``{name: (config, dataset, (train, valid, test))}`` for RecBole's and the prefix-free dataset."""
     out = {}
     with contextlib.chdir(tmp_path_factory.mktemp("prefix_free")):
         config = Config("SASRec", "ml-100k", config_dict=TINY)
-        for name, make in (("recbole", recbole_create_dataset), ("prefix_free", registry.create_dataset)):
+        for name, make in (("recbole", recbole_sequential_dataset), ("prefix_free", registry.create_dataset)):
             init_seed(config["seed"], config["reproducibility"])
             dataset = make(config)
             out[name] = (config, dataset, data_preparation(config, dataset))
@@ -42,7 +55,9 @@ def test_create_dataset_picks_the_prefix_free_class_for_sequential_models(both):
     config, dataset, _ = both["prefix_free"]
     assert registry.uses_prefix_free_dataset(config)
     assert type(dataset).__name__ == "PrefixFreeSequentialDataset"
-    assert type(both["recbole"][1]).__name__ == "SequentialDataset"
+    reference = both["recbole"][1]
+    assert "SequentialDataset" in [c.__name__ for c in type(reference).__mro__]
+    assert not isinstance(reference, registry.PrefixFreeSequentialDataset)
 
 
 def test_no_per_prefix_lists_are_stored(both):
