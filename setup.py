@@ -20,6 +20,25 @@ from setuptools.command.build_py import build_py
 #: Start-up hook: applies recbole_finest.compat.stack when RecBole is first imported, so plain
 #: RecBole scripts run in the plugin's environment (docs/library.md). Installed into site-packages.
 STARTUP_PTH = "recbole_finest-stack.pth"
+#: its one line, written into the wheel at build time (a start-up hook may only hold one import line):
+#: a finder that does nothing until ``recbole`` is imported, then ``compat.startup.install()`` once
+_BOOTSTRAP = '''class _RecBoleFinestBootstrap:
+    """Until RecBole is imported: nothing. Then: recbole_finest.compat.startup.install() once."""
+    started = False
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if cls.started or name != "recbole":
+            return None
+        cls.started = True
+        try:
+            from recbole_finest.compat.startup import RecBoleStackFinder, install
+            install()
+            return RecBoleStackFinder().find_spec(name, path, target)
+        except Exception:
+            return None
+sys.meta_path.insert(0, _RecBoleFinestBootstrap)
+'''
+STARTUP_LINE = f'import os, sys; exec({_BOOTSTRAP!r}) if not os.environ.get("RECBOLE_FINEST_NO_HOOK") else None\n'
 
 
 class BuildPyWithStartupHook(build_py):
@@ -28,7 +47,8 @@ class BuildPyWithStartupHook(build_py):
     def run(self):
         super().run()
         if not getattr(self, "editable_mode", False):
-            self.copy_file(STARTUP_PTH, os.path.join(self.build_lib, STARTUP_PTH))
+            with open(os.path.join(self.build_lib, STARTUP_PTH), "w", encoding="utf-8") as f:
+                f.write(STARTUP_LINE)
 
 
 class _StrategyWithStartupHook:
@@ -39,8 +59,7 @@ class _StrategyWithStartupHook:
 
     def __call__(self, wheel, files, mapping):
         self.strategy(wheel, files, mapping)
-        with open(STARTUP_PTH, encoding="utf-8") as f:
-            wheel.writestr(STARTUP_PTH, f.read())
+        wheel.writestr(STARTUP_PTH, STARTUP_LINE)
 
     def __enter__(self):
         self.strategy.__enter__()

@@ -51,8 +51,7 @@ def atomic_path(path):
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        if isinstance(exc, OSError) and exc.errno in NO_SPACE and not isinstance(exc, NoSpaceError):
-            raise NoSpaceError(path) from exc
+        _raise_no_space(exc, path)
         raise
 
 
@@ -70,6 +69,13 @@ class NoSpaceError(OSError):
         return f"no space left on device: cannot write {self.filename} (free space in {os.path.dirname(self.filename)})"
 
 
+def _raise_no_space(exc, path, rename=False):
+    """:class:`NoSpaceError` naming ``path`` from ``exc`` when ``exc`` is a full disk's ``OSError``
+    (``rename``: also when it already is one, naming a temporary path)."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE and (rename or not isinstance(exc, NoSpaceError)):
+        raise NoSpaceError(path) from exc
+
+
 @contextlib.contextmanager
 def atomic_folder(path):
     """Yield a temporary folder next to the folder ``path`` (which must not exist); rename it to ``path``
@@ -83,8 +89,7 @@ def atomic_folder(path):
         os.rename(tmp, path)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
-            raise NoSpaceError(os.path.join(path, os.path.basename(exc.filename or ""))) from exc
+        _raise_no_space(exc, os.path.join(path, os.path.basename(getattr(exc, "filename", None) or "")), rename=True)
         raise
 
 

@@ -6,7 +6,7 @@ creating a marker file) is given to every route that opens a checkpoint: the plu
 RecBole's own ``load_data_and_model``, ``Trainer.evaluate(load_best_model=True)`` and
 ``Trainer.resume_checkpoint``. Each must refuse it with an error naming the file, and the
 marker file must never exist. (Before compat.checkpoints, fileio loaded with
-``weights_only=False`` and RecBole with torch's default: the plugin's routes ran the code.)
+torch's full unpickler and RecBole with torch's default: the plugin's routes ran the code.)
 """
 
 import builtins

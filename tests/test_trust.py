@@ -22,12 +22,11 @@ import pytest
 import torch
 import yaml
 
-import run_recbole_finest as cli
 from conftest import TINY
 from recbole_finest.checks import ConfigError
 from recbole_finest.compat.registry import create_dataset
 from recbole_finest.config import Config
-from recbole_finest.fileio import save_checkpoint
+from recbole_finest.fileio import load_checkpoint, save_checkpoint
 from recbole_finest.quick_start import load_data, run_recbole_finest
 from recbole_finest.trainer import FinestTrainer
 
@@ -237,7 +236,7 @@ def test_case27_pretrained_model_of_another_dataset_is_refused(dirs, tmp_path, m
     # the same checkpoint on its own dataset is loaded
     trainer = FinestTrainer(first, SASRec(first, train.dataset))
     trainer.load_model(str(path))  # as RecBole's Trainer does
-    assert torch.equal(trainer.model.item_embedding.weight, torch.load(path, weights_only=False)["state_dict"]
+    assert torch.equal(trainer.model.item_embedding.weight, load_checkpoint(str(path))["state_dict"]
                        ["item_embedding.weight"])
 
 
@@ -246,8 +245,8 @@ def test_case28_a_dataset_of_too_few_users_is_refused(dirs, tmp_path, monkeypatc
     cfg = _data_config(dirs, tmp_path / "data", "few")
     _no_training(monkeypatch)
     # one user with >= 35 interactions is left (as 1 of ml-100k's 944 users with [10,inf) in issue 41)
-    with pytest.raises(ValueError, match=rf"has 1 user\(s\) left after RecBole's filters \(user_inter_num_interval: "
-                                         rf"\[35,inf\).*at least \d+"):
+    with pytest.raises(ValueError, match=r"has 1 user\(s\) left after RecBole's filters \(user_inter_num_interval: "
+                                         r"\[35,inf\).*at least \d+"):
         run_recbole_finest("SASRec", "few", config_dict={**cfg, "user_inter_num_interval": "[35,inf)"})
     from recbole_finest.quick_start import MIN_USERS, check_dataset
 

@@ -13,7 +13,7 @@ from recbole.utils import init_seed
 
 from recbole_finest.config import Config
 from recbole_finest.data.sequences import TrainingSequences
-from recbole_finest.fileio import save_checkpoint
+from recbole_finest.fileio import load_checkpoint, save_checkpoint
 from recbole_finest.update import Strategy, distillation_loss, run_update, update_model
 from recbole_finest.update.churn import churn, score_contexts
 from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
@@ -210,23 +210,20 @@ def recbole_checkpoint(tmp_path_factory):
     from recbole.quick_start import run_recbole
 
     tmp = tmp_path_factory.mktemp("recbole_v1")
-    patch = pytest.MonkeyPatch()
-    # RecBole 1.2.1 reloads its best checkpoint with torch.load's pre-2.6 default (weights_only=False)
-    patch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    with _cwd(tmp), patch.context():
+    # RecBole reloads its best checkpoint through compat.checkpoints.safe_load (compat.stack)
+    with _cwd(tmp):
         config = Config("SASRec", "ml-100k", config_dict=TINY)  # the same dataset keys as the plugin's run
         keys = {k: config[k] for k in ("load_col", "user_inter_num_interval", "USER_ID_FIELD", "ITEM_ID_FIELD",
                                        "TIME_FIELD", "MAX_ITEM_LIST_LENGTH", "eval_args")}
         run_recbole("SASRec", "ml-100k", config_dict={**TINY, **keys, "checkpoint_dir": str(tmp / "saved"),
                                                       "metrics": ["MRR"], "topk": [10], "valid_metric": "MRR@10"})
-    patch.undo()
     (path,) = (tmp / "saved").glob("*.pth")
     return path
 
 
 def test_v1_written_by_plain_recbole_loads(env, recbole_checkpoint):
     tmp, dirs = env
-    checkpoint = torch.load(recbole_checkpoint, weights_only=False)
+    checkpoint = load_checkpoint(recbole_checkpoint)
     out = run_update("SASRec", "ml-100k", config_dict={
         **TINY, **dirs, "deployed_model_path": str(recbole_checkpoint), "update_methods": ["warm_start"]})
     report = out["report"]
@@ -247,7 +244,7 @@ def test_v1_written_by_plain_recbole_loads(env, recbole_checkpoint):
 
 def test_checkpoint_of_another_model_or_dataset_is_one_clear_error(env, recbole_checkpoint):
     tmp, dirs = env
-    checkpoint = torch.load(recbole_checkpoint, weights_only=False)
+    checkpoint = load_checkpoint(recbole_checkpoint)
     other_model = tmp / "gru.pth"
     save_checkpoint({"state_dict": checkpoint["state_dict"], "config": {"model": "GRU4Rec", "dataset": "ml-100k"}},
                     other_model)

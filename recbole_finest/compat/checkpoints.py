@@ -1,8 +1,8 @@
 """The one checkpoint loader of the project: ``torch.load(weights_only=True)`` with an allow-list.
 
 RecBole 1.2.1 pickles its ``Config`` into every checkpoint (``Trainer._save_checkpoint``),
-which torch >= 2.6 refuses under its default ``weights_only=True``; loading with
-``weights_only=False`` instead runs any code a planted pickle names. :func:`safe_load`
+which torch >= 2.6 refuses under its default ``weights_only=True``; loading with torch's
+full unpickler instead runs any code a planted pickle names. :func:`safe_load`
 keeps ``weights_only=True`` and allows exactly the classes RecBole's and the plugin's
 checkpoints hold (:func:`allowed_globals`) plus the one model class a checkpoint's config
 names, if it is a RecBole or plugin recommender (:func:`model_globals`). Anything else is
