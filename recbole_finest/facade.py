@@ -11,7 +11,8 @@ import importlib.util
 
 
 def lazy_names(package, module, names=None):
-    """A module ``__getattr__`` for ``package``: its submodules, then ``names`` (default: any) of ``module``.
+    """A module ``__getattr__`` for ``package``: its submodules, then ``names`` (default: any) of ``module``
+    (or, with ``module`` a dict ``{name: module}``, each name from its own module).
 
     A submodule asked for by name (``from recbole_finest.study import epochs``) is imported
     as such, so importing a leaf first (a Ray worker unpickling a task's objects) never goes
@@ -23,7 +24,10 @@ def lazy_names(package, module, names=None):
             raise AttributeError(name)
         if importlib.util.find_spec(f"{package}.{name}") is not None:
             return importlib.import_module(f"{package}.{name}")
-        if names is None or name in names:
+        if isinstance(module, dict):  # {public name: the module that defines it}
+            if name in module:
+                return getattr(importlib.import_module(module[name]), name)
+        elif names is None or name in names:
             try:
                 return getattr(importlib.import_module(module), name)
             except AttributeError:

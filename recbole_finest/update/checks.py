@@ -23,10 +23,10 @@ def check_update_keys(config):
     if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise ValueError(f"the update mode needs a sequential model; '{config['model']}' is {config['MODEL_TYPE']}")
     cuts = config["update_cuts"]
-    if (not isinstance(cuts, (list, tuple)) or len(cuts) != 2 or not all(_number(c) for c in cuts)
-            or not 0 < cuts[0] < cuts[1] < 1):
-        raise ValueError(f"config key 'update_cuts' must be two increasing time quantiles in (0, 1), e.g. "
-                         f"[0.8, 0.9]; got {cuts!r}")
+    if (not isinstance(cuts, (list, tuple)) or len(cuts) < 2 or not all(_number(c) for c in cuts)
+            or not all(0 < c < 1 for c in cuts) or not all(a < b for a, b in zip(cuts, cuts[1:]))):
+        raise ValueError(f"config key 'update_cuts' must be two or more increasing time quantiles in (0, 1), e.g. "
+                         f"[0.8, 0.9] (one update) or [0.6, 0.7, 0.8, 0.9] (a rolling chain); got {cuts!r}")
     methods = method_names(config["update_methods"])
     bad = [m for m in methods if m not in STRATEGIES]
     if not methods or bad or len(set(methods)) != len(methods):
@@ -36,6 +36,8 @@ def check_update_keys(config):
         weights = as_list(config[key])
         if not weights or not all(_number(w) and w >= 0 for w in weights):
             raise ValueError(f"config key '{key}' must be a non-negative number or a list of them; got {config[key]!r}")
+        if key == "update_interpolate_alpha" and any(w > 1 for w in weights):
+            raise ValueError(f"config key '{key}' must be in [0, 1] (1 = v1, 0 = warm_start); got {config[key]!r}")
         twice = sorted({float(w) for w in weights if sum(float(v) == float(w) for v in weights) > 1})
         if twice:  # the same v2 would be trained twice and reported as two identical rows
             raise ValueError(f"config key '{key}' lists the weight {twice[0]:g} more than once; give each weight "
@@ -49,6 +51,7 @@ def check_update_keys(config):
     lr = config["update_learning_rate"]
     if lr is not None and (not _number(lr) or lr <= 0):
         raise ValueError(f"config key 'update_learning_rate' must be a positive number or ~; got {lr!r}")
+    check_budget_keys(config)
     path = config["deployed_model_path"]
     if path is not None and not os.path.isfile(str(path)):
         raise FileNotFoundError(f"config key 'deployed_model_path': checkpoint file not found: {path}")
@@ -81,3 +84,15 @@ def deployed_state(path, config, model):
                              f"this run's {config['model']} on '{config['dataset']}' needs {tuple(tensor.shape)} "
                              f"(a checkpoint of another dataset or other model settings)")
     return state
+
+
+def check_budget_keys(config):
+    """``update_max_changed`` / ``update_min_rbo`` (the churn budget) and ``update_budget_trials``."""
+    for key, low_open in (("update_max_changed", False), ("update_min_rbo", True)):
+        value = config[key]
+        if value is not None and (not _number(value) or not 0 <= value <= 1 or (low_open and value == 0)):
+            raise ValueError(f"config key '{key}' must be a share in [0, 1] or ~; got {value!r}")
+    trials = config["update_budget_trials"]
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 2:
+        raise ValueError(f"config key 'update_budget_trials' must be an integer >= 2 (the strengths tried per step "
+                         f"and strategy); got {trials!r}")

@@ -5,6 +5,11 @@
 ``T1 < t <= T2`` and *test* when ``t > T2``, so every interaction lies in exactly one period
 and no test interaction is earlier than a training one. v1 trains on the old period, v2 on
 old + new; the test period is only ever a target, never an input or a training row.
+
+A rolling chain (``update_cuts: [q1, ..., qn]``, n >= 2) cuts the same way into n + 1
+periods: period ``0`` (``t <= T1``), period ``j`` (``T_j < t <= T_{j+1}``) and the test
+period ``n`` (``t > T_n``); version ``v_c`` trains on the periods ``< c`` (``t <= T_c``).
+With two cuts the periods are ``OLD``, ``NEW``, ``TEST``.
 """
 
 from dataclasses import dataclass
@@ -17,14 +22,21 @@ OLD, NEW, TEST = 0, 1, 2
 PERIOD_NAMES = ("old", "new", "test")
 
 
+def period_names(n_cuts):
+    """Names of the ``n_cuts + 1`` periods: ``old``, ``new`` (``new 1`` ... ``new n-1`` for a chain), ``test``."""
+    if n_cuts == 2:
+        return PERIOD_NAMES
+    return ("old", *(f"new {j}" for j in range(1, n_cuts)), "test")
+
+
 @dataclass
 class Periods:
     """Every interaction of a dataset in per-user time order, with its period.
 
     Attributes:
         sequences: ``TrainingSequences`` of *all* interactions (stable ids ``0..N-1``).
-        period: int8 ``[N]`` ``OLD`` / ``NEW`` / ``TEST`` of each row.
-        bounds: ``(T1, T2)`` timestamps of the cuts.
+        period: int8 ``[N]`` period of each row (``OLD`` / ``NEW`` / ``TEST`` with two cuts; ``0..n``).
+        bounds: ``(T1, ..., Tn)`` timestamps of the cuts.
     """
 
     sequences: TrainingSequences
@@ -47,9 +59,13 @@ class Periods:
         out[seq[first]] = seqs.items[rows[first]]
         return out
 
+    @property
+    def names(self):
+        return period_names(len(self.bounds))
+
     def counts(self):
-        """``{"old": n, "new": n, "test": n}`` interactions per period."""
-        return {name: int((self.period == p).sum()) for p, name in enumerate(PERIOD_NAMES)}
+        """``{"old": n, "new": n, "test": n}`` interactions per period (``period_names``)."""
+        return {name: int((self.period == p).sum()) for p, name in enumerate(self.names)}
 
 
 def dataset_sequences(dataset):
@@ -75,19 +91,22 @@ def dataset_sequences(dataset):
 
 
 def cut_periods(sequences, cuts):
-    """``Periods`` of ``sequences`` at the timestamp quantiles ``cuts = (q1, q2)``.
+    """``Periods`` of ``sequences`` at the timestamp quantiles ``cuts = (q1, ..., qn)``.
 
     Raises:
         ValueError: a period is empty (naming ``update_cuts`` and the timestamps).
     """
     times = sequences.timestamps
-    t1, t2 = (float(np.quantile(times, q)) for q in cuts)
-    period = ((times > t1).astype(np.int8) + (times > t2).astype(np.int8))
-    out = Periods(sequences, period, (t1, t2))
+    bounds = tuple(float(np.quantile(times, q)) for q in cuts)
+    period = np.zeros(len(times), dtype=np.int8)
+    for t in bounds:
+        period += times > t
+    out = Periods(sequences, period, bounds)
     for name, n in out.counts().items():
         if n == 0:
+            named = ", ".join(f"T{j + 1} = {t:g}" for j, t in enumerate(bounds))
             raise ValueError(
-                f"config key 'update_cuts' is {list(cuts)}: the {name} period is empty (T1 = {t1:g}, T2 = {t2:g}, "
+                f"config key 'update_cuts' is {list(cuts)}: the {name} period is empty ({named}, "
                 f"timestamps {times.min():g}..{times.max():g}); move the cuts apart")
     return out
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from recbole_finest.fileio import atomic_path, write_json, write_text
 from recbole_finest.report import _finite, _pyplot, _save, label, to_csv
-from recbole_finest.update.periods import PERIOD_NAMES
+from recbole_finest.update.periods import period_names
 
 V1 = "v1 (no update)"
 TOLERANCE = 0.01  # "within 1% of retrain"
@@ -55,7 +55,7 @@ def markdown(report):
              "rbo (no new data)": "RBO (users without new data)"}
     lines = [f"# Model update: {report['model']} on {report['dataset']}", "",
              f"Cuts {report['cuts']} (T1 = {report['bounds'][0]:g}, T2 = {report['bounds'][1]:g}); interactions "
-             + ", ".join(f"{report['counts'][p]} {p}" for p in PERIOD_NAMES)
+             + ", ".join(f"{report['counts'][p]} {p}" for p in period_names(len(report['cuts'])))
              + f"; {report['n_churn_users']} users compared, {report['n_test_users']} with a test item; "
              f"v2 budget {report['epochs']} epochs at lr {report['learning_rate']:g}.", "",
              "| " + " | ".join(heads.get(c, label(c)) for c in cols) + " |", "|---" * len(cols) + "|"]

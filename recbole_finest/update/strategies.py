@@ -7,6 +7,9 @@
 * ``finest``: warm start plus ``weight`` times FINEST's rank-preserving loss toward v1's
   reference lists (top-2K of v1 at every training instance of old + new data, built once
   before fine-tuning), with the perturbation simulation when ``finest_simulation`` is on.
+* ``interpolate``: BCWI (Schumann et al. 2023, arXiv 2301.10546): v2's weights are
+  ``alpha * v1 + (1 - alpha) * w``, where ``w`` is the ``warm_start`` update of v1 (the same
+  training); ``alpha = 1`` is v1, ``alpha = 0`` is ``warm_start``.
 
 Every strategy trains on the same sequences (old + new period) for the same number of
 epochs at the same learning rate, from the same RNG seed.
@@ -24,8 +27,10 @@ from recbole_finest.methods import get_method
 from recbole_finest.finest.scoring import SequenceScorer
 from recbole_finest.finest.trainer import FINETUNE, FinestTrainer
 
-STRATEGIES = ("retrain", "warm_start", "distill", "finest")
-WEIGHTED = {"distill": "update_distill_weight", "finest": "update_finest_weight"}
+STRATEGIES = ("retrain", "warm_start", "distill", "finest", "interpolate")
+#: the strength key of each strategy that has one (a number or a list: one v2 per value)
+WEIGHTED = {"distill": "update_distill_weight", "finest": "update_finest_weight",
+            "interpolate": "update_interpolate_alpha"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,15 @@ class Strategy:
     @property
     def warm(self):
         return self.name != "retrain"
+
+    @property
+    def trained_as(self):
+        """The strategy whose training this one runs (``interpolate`` mixes ``warm_start``'s result)."""
+        return Strategy("warm_start") if self.name == "interpolate" else self
+
+    def with_weight(self, weight):
+        """This strategy at another strength (the churn budget's search)."""
+        return Strategy(self.name, float(weight), self.temperature)
 
     @property
     def label(self):
@@ -72,6 +86,21 @@ def strategies_of(config):
                     for w in as_list(config[WEIGHTED[name]])]
         else:
             out.append(Strategy(name))
+    return out
+
+
+def interpolate_states(v1, end, alpha):
+    """BCWI: ``alpha * v1 + (1 - alpha) * end`` for every floating tensor of two state dicts.
+
+    Exactly ``v1`` at ``alpha = 1`` and exactly ``end`` at ``alpha = 0``; other tensors
+    (integer buffers) are ``end``'s. Both dicts must hold the same names and shapes.
+    """
+    if set(v1) != set(end):
+        raise ValueError("interpolate: the two states hold different parameters")
+    out = {}
+    for name, b in end.items():
+        a = v1[name].to(b.device)
+        out[name] = alpha * a + (1.0 - alpha) * b if b.is_floating_point() else b.clone()
     return out
 
 
