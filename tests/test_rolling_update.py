@@ -64,10 +64,16 @@ def test_interpolated_states_are_exactly_the_ends_at_alpha_one_and_zero():
         interpolate_states(a, {"w": b["w"]}, 0.5)
 
 
-def test_interpolate_with_alpha_one_is_v1_and_with_alpha_zero_is_warm_start(tmp_path):
-    config, dataset = _setup(tmp_path, update_methods=["warm_start", "interpolate"],
+@pytest.fixture(scope="module")
+def single_and_chain(tmp_path_factory):
+    """The single update and the chain of two versions of one config: every strategy, alpha 0 / 0.5 / 1."""
+    config, dataset = _setup(tmp_path_factory.mktemp("two"), update_methods=ALL,
                              update_interpolate_alpha=[0.0, 0.5, 1.0])
-    result = update_model(config, dataset=dataset)
+    return update_model(config, dataset=dataset), rolling_update(config, dataset=dataset)
+
+
+def test_interpolate_with_alpha_one_is_v1_and_with_alpha_zero_is_warm_start(single_and_chain):
+    result = single_and_chain[0]
     rows = _rows(result.report)
     v1_state, warm_state = result.v1.state_dict(), result.models["warm_start"].state_dict()
     one, zero = result.models["interpolate (1)"].state_dict(), result.models["interpolate (0)"].state_dict()
@@ -82,12 +88,11 @@ def test_interpolate_with_alpha_one_is_v1_and_with_alpha_zero_is_warm_start(tmp_
 
 
 # ---------------------------------------------------------------------------------- chains
-def test_a_chain_of_two_versions_equals_the_single_update(tmp_path):
-    config, dataset = _setup(tmp_path, update_methods=ALL, update_interpolate_alpha=0.5)
-    single = update_model(config, dataset=dataset)
-    chain = rolling_update(config, dataset=dataset)
+def test_a_chain_of_two_versions_equals_the_single_update(single_and_chain):
+    single, chain = single_and_chain
     one, two = _rows(single.report), _rows(chain.report, version=2)
-    assert list(one) == list(two) == [V1, "retrain", "warm_start", "distill (1)", "finest (1)", "interpolate (0.5)"]
+    assert list(one) == list(two) == [V1, "retrain", "warm_start", "distill (1)", "finest (1)", "interpolate (0)",
+                                      "interpolate (0.5)", "interpolate (1)"]
     for name in one:
         for key in MEASURES:
             assert two[name][key] == one[name][key], (name, key)
@@ -121,22 +126,6 @@ def test_each_step_of_a_chain_is_the_update_of_the_previous_version(tmp_path):
     # v3 is a different model from v2 and its drift from v1 is measured against v1, not v2
     assert step3["finest (1)"]["drift rbo"] != pytest.approx(step3["finest (1)"]["rbo"], abs=1e-9)
     assert step3[V1]["changed"] == 0.0 and step3[V1]["drift rbo"] == 1.0
-
-
-def test_a_rolling_run_writes_one_table_and_one_plot_per_metric(tmp_path):
-    dirs = {"checkpoint_dir": str(tmp_path / "saved"), "results_dir": str(tmp_path / "results")}
-    with _cwd(tmp_path):
-        out = run_update("SASRec", "ml-100k", config_dict={**TINY, **dirs, "update_methods": ["warm_start"],
-                                                          "update_cuts": [0.7, 0.8, 0.9]})
-    folder = Path(out["results_dir"])
-    names = {p.name for p in folder.iterdir()}
-    assert {"results.md", "results.csv", "results.json", "churn.npz", "chain-rbo.png", "chain-changed.png",
-            "chain-drift-rbo.png", "chain-ndcg10.png", "chain-frbo10.png"} <= names
-    text = (folder / "results.md").read_text()
-    assert "## drift rbo by version" in text and "| warm_start |" in text
-    with np.load(folder / "churn.npz") as npz:
-        assert {"v2/warm_start/rbo", "v3/warm_start/drift_rbo", "v3/warm_start/rr_next"} <= set(npz.files)
-        assert npz["v3/warm_start/rbo"].mean() == pytest.approx(_rows(out["report"], 3)["warm_start"]["rbo"])
 
 
 # ---------------------------------------------------------------------------------- the budget
@@ -174,9 +163,14 @@ def test_the_budget_is_met_by_a_row_within_both_bounds():
 
 
 def test_budget_mode_chooses_a_strength_per_step_and_checks_it_on_the_test_contexts(tmp_path):
-    config, dataset = _setup(tmp_path, update_methods=["warm_start", "interpolate"], update_interpolate_alpha=1.0,
-                             update_cuts=[0.7, 0.8, 0.9], update_max_changed=0.0, update_budget_trials=3)
-    report = rolling_update(config, dataset=dataset).report
+    """A rolling run under a budget (through the --update job): strengths per step, the budget's columns, the
+    report's files (a table and a plot per metric)."""
+    dirs = {"checkpoint_dir": str(tmp_path / "saved"), "results_dir": str(tmp_path / "results")}
+    with _cwd(tmp_path):
+        out = run_update("SASRec", "ml-100k", config_dict={
+            **TINY, **dirs, "update_methods": ["warm_start", "interpolate"], "update_interpolate_alpha": 1.0,
+            "update_cuts": [0.7, 0.8, 0.9], "update_max_changed": 0.0, "update_budget_trials": 3})
+    report = out["report"]
     assert report["budget"] and report["budget_trials"] == 3
     for version in (2, 3):
         row = _rows(report, version)["interpolate (budget)"]
@@ -187,6 +181,15 @@ def test_budget_mode_chooses_a_strength_per_step_and_checks_it_on_the_test_conte
         assert isinstance(row["budget held (test)"], bool) and 0.0 <= row["test changed"] <= 1.0
         warm = _rows(report, version)["warm_start"]
         assert warm["strength"] is None and warm["budget held (valid)"] == (warm["changed"] <= 0.0)
+    folder = Path(out["results_dir"])
+    names = {p.name for p in folder.iterdir()}
+    assert {"results.md", "results.csv", "results.json", "churn.npz", "chain-rbo.png", "chain-changed.png",
+            "chain-drift-rbo.png", "chain-ndcg10.png", "chain-frbo10.png"} <= names
+    text = (folder / "results.md").read_text()
+    assert "## drift rbo by version" in text and "| interpolate (budget) |" in text and "budget held" in text
+    with np.load(folder / "churn.npz") as npz:
+        assert {"v2/warm_start/rbo", "v3/warm_start/drift_rbo", "v3/warm_start/rr_next"} <= set(npz.files)
+        assert npz["v3/warm_start/rbo"].mean() == pytest.approx(_rows(report, 3)["warm_start"]["rbo"])
 
 
 @pytest.mark.parametrize("key, value", [("update_interpolate_alpha", 1.5), ("update_budget_trials", 1),
