@@ -1,8 +1,8 @@
 """The machine's matmul rate for SASRec's own shapes, and a phase's FLOP against it (for benchmarks/scale.py).
 
 :func:`measure_rates` times ``torch.matmul`` of ``[m, k] x [k, n]`` for the shapes of
-:func:`model_shapes` (fp32, and bf16 where the device has it natively: CUDA with
-``torch.cuda.is_bf16_supported()``, a CPU with ``avx512_bf16`` / ``amx_bf16``), on the
+:func:`model_shapes` (fp32, and bf16 where the device has it natively: :func:`bf16_support`, the plugin's
+``train_precision`` detection), on the
 calling process's torch threads. With ``H`` hidden, ``I`` inner, ``N`` items, ``Bt`` / ``Be``
 the train / eval batch sizes:
 
@@ -47,18 +47,14 @@ def model_shapes(hidden, inner, n_items, train_batch, eval_batch):
 
 
 def bf16_support(device):
-    """``(True, "")`` where ``device`` multiplies bf16 natively, else ``(False, why not)``."""
-    if torch.device(device).type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-        return ok, "" if ok else "this GPU has no bf16"
+    """``(True, "")`` where ``device`` multiplies bf16 natively, else ``(False, why not)``: the plugin's
+    own detection (``recbole_finest.finest.precision.bf16_support``, which ``train_precision: bf16``
+    uses), imported when called so ``scale.py --repo`` measures with the checkout it imported."""
     try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "").split()
-    except OSError:
-        flags = []
-    if "avx512_bf16" in flags or "amx_bf16" in flags:
-        return True, ""
-    return False, "no avx512_bf16 / amx_bf16 on this CPU (bf16 would be emulated)"
+        from recbole_finest.finest.precision import bf16_support as support
+    except ImportError:  # a checkout from before train_precision
+        return False, "the imported recbole_finest has no bf16 detection (recbole_finest.finest.precision)"
+    return support(device)
 
 
 def _sync(device):

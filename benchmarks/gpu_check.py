@@ -187,10 +187,11 @@ def table(args):
     row("cuda tests", "tests/test_cuda.py", numbers)
     row("1M fp32", "1M stability run, fp32 (scale.py --device cuda)", scale_cells(args.work, "gpu-fp32") or "-")
     if "1M bf16" in steps:
-        row("1M bf16", f"1M, bf16 ({os.environ.get('GPU_CHECK_BF16', '')})", scale_cells(args.work, "gpu-bf16") or "-")
+        keys = os.environ.get("GPU_CHECK_BF16", '{"train_precision": "bf16"}')
+        row("1M bf16", f"1M, bf16 ({keys})", scale_cells(args.work, "gpu-bf16") or "-")
     else:
-        lines.append("| 1M, bf16 | not run | no bf16 option given (GPU_CHECK_BF16 unset: the plugin had none "
-                     "when this script was written); fp32 only | - | - |")
+        lines.append("| 1M, bf16 | not run | GPU_CHECK_BF16 set empty (default: train_precision: bf16); "
+                     "fp32 only | - | - |")
     tune_path = os.path.join(args.report, "tune.json")
     tuned = json.load(open(tune_path)) if os.path.isfile(tune_path) else {}
     for name, label in (("at once", f"Ray Tune, {TRIALS} trials x 0.25 GPU at once"),

@@ -10,9 +10,9 @@
 #   2. 1M stability run on the GPU, fp32: benchmarks/scale.py --sizes 1M --device cuda
 #      (epoch / reference lists / evaluation times, GPU allocator peak per phase,
 #      FLOP per phase against the GPU's matmul rate, fp32 and bf16)             cap 130 s
-#   3. the same in bf16, only when GPU_CHECK_BF16 holds the plugin's bf16 config keys as JSON
-#      (e.g. GPU_CHECK_BF16='{"<key>": <value>}'); the plugin had no such key when this
-#      script was written, so by default the table says "fp32 only"            cap 100 s
+#   3. the same in bf16: scale.py --config-json "$GPU_CHECK_BF16", by default
+#      '{"train_precision": "bf16"}' (the plugin's bf16 key); GPU_CHECK_BF16= (set, empty)
+#      skips it and the table says "fp32 only"                                 cap 100 s
 #   4. Ray Tune, 4 trials x {cpu: 1, gpu: 0.25}: all at once, then one after another
 #      (benchmarks/gpu_check.py tune: no cap, then tune_max_concurrent_trials 1; trials per minute from Ray's trial records) cap 170 s
 #   5. study_backend: ray, 4 cell groups x {cpu: 1, gpu: 0.25}                   cap 80 s
@@ -32,7 +32,7 @@ fi
 WORK=${GPU_CHECK_WORK:-saved/gpu_check}
 if [[ -n "${OUT:-}" ]]; then REPORT=${GPU_CHECK_REPORT:-$OUT/gpu_check}; else REPORT=${GPU_CHECK_REPORT:-$WORK/report}; fi
 BUDGET=${GPU_CHECK_BUDGET:-470}
-BF16=${GPU_CHECK_BF16:-}
+if [[ -v GPU_CHECK_BF16 ]]; then BF16=$GPU_CHECK_BF16; else BF16='{"train_precision": "bf16"}'; fi
 
 SCALE=(benchmarks/scale.py --sizes 1M --device cuda --workdir "$WORK/scale" --casper auto --threads 4 --matmul-seconds 0.2)
 STEPS=(
@@ -50,7 +50,7 @@ if [[ "${1:-}" == "--dry-run" ]]; then
     for s in "${STEPS[@]}"; do
         IFS='|' read -r name cap cmd <<< "$s"
         if [[ "$name" == "1M bf16" && -z "$BF16" ]]; then
-            echo "  [skip] $name: GPU_CHECK_BF16 unset (no bf16 option): fp32 only"
+            echo "  [skip] $name: GPU_CHECK_BF16 set empty: fp32 only"
             continue
         fi
         echo "  [${cap} s] $name: $cmd"
@@ -93,7 +93,7 @@ FAILED=0
 for s in "${STEPS[@]}"; do
     IFS='|' read -r name cap cmd <<< "$s"
     if [[ "$name" == "1M bf16" && -z "$BF16" ]]; then
-        echo "== $name: skipped (GPU_CHECK_BF16 unset: fp32 only)"
+        echo "== $name: skipped (GPU_CHECK_BF16 set empty: fp32 only)"
         continue
     fi
     left=$((DEADLINE - SECONDS))

@@ -32,6 +32,7 @@ from recbole_finest.data.casper import METHODS as CASPER_METHODS
 SIM_KINDS = ("random", "deletion", "replacement", "insertion", "mixed")
 TRAIN_UNITS = ("auto", "sequence", "prefix")
 REFERENCE_PROTOCOLS = ("shared", "independent")
+PRECISIONS = ("fp32", "bf16")  # train_precision (recbole_finest/finest/precision.py)
 REPLACE_RULES = ("random", "least_popular")
 #: every key starting with one of these belongs to the plugin and must be in :data:`KEYS`
 PREFIXES = ("finest_", "perturb_", "study_", "tune_", "adv_", "apt_", "rbo_", "jaccard_", "frbo_", "emb_", "pamacf_",
@@ -90,7 +91,7 @@ class Group:
 
 @dataclass(frozen=True)
 class DataSettings(Group):
-    """Training data layout (docs/config.md, "training data layout")."""
+    """Training data layout and arithmetic (docs/config.md, "training data layout")."""
 
     train_unit: str = key("auto", one_of(*TRAIN_UNITS))
     train_neg_sample_args: object = key(None, ANY)  # RecBole's; the plugin turns it off for sequential models
@@ -99,6 +100,9 @@ class DataSettings(Group):
     window_stride: int = key(None, optional(POSITIVE_INT))
     length_bucketing: bool = key(True, BOOL)
     target_split: int = key(1, POSITIVE_INT)
+    # bf16 autocast of pre-training, fine-tuning and reference lists (finest/precision.py); not a
+    # finest_* key: pre-training reads it, so it is no per-method key and stays in tune's pretrain digest
+    train_precision: str = key("fp32", one_of(*PRECISIONS))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """benchmarks/gpu_check.sh without a GPU: its plan, its refusal, and the table it builds from its records.
 
 The check itself needs an H100; what can go wrong without one is checked here: the
-``--dry-run`` plan (steps, limits, bf16 skipped unless ``GPU_CHECK_BF16`` names the option),
+``--dry-run`` plan (steps, limits, bf16 by ``train_precision: bf16`` unless ``GPU_CHECK_BF16`` is set empty),
 the fast failure with a clear message and no folder written on a machine without a GPU, and
 ``gpu_check.py table`` on hand-made records (Ray trial records, nvidia-smi samples, step
 windows): trials per minute and each step's utilization are the numbers those records give.
@@ -33,6 +33,9 @@ def test_dry_run_prints_the_plan_within_eight_minutes(tmp_path):
                   "[skip] 1M bf16"):
         assert piece in out.stdout
     assert not (tmp_path / "w").exists()
+    default = subprocess.run(["bash", SCRIPT, "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env={k: v for k, v in os.environ.items() if k != "GPU_CHECK_BF16"})
+    assert "--label gpu-bf16 --config-json '{\"train_precision\": \"bf16\"}'" in default.stdout  # the plugin's key
     bf16 = _sh("--dry-run", GPU_CHECK_BF16='{"some_bf16_key": true}')
     assert "--label gpu-bf16 --config-json '{\"some_bf16_key\": true}'" in bf16.stdout
     assert "[skip]" not in bf16.stdout

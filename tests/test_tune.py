@@ -220,6 +220,7 @@ def test_pretrain_digest_ignores_finetuning_keys(tmp_path, monkeypatch):
     assert digest(seed=7, checkpoint_dir="elsewhere", wandb_project="another", gpu_id="1") == base
     assert digest(hidden_size=16) != base
     assert digest(perturb_count=6) != base
+    assert digest(train_precision="fp32") == base and digest(train_precision="bf16") != base  # pre-training reads it
 
 
 def test_environment_keys_never_block_resuming_a_study(tmp_path, monkeypatch):
@@ -268,7 +269,8 @@ def test_pretrain_digest_keeps_the_cache_entries_of_earlier_versions(tmp_path, m
     config = run_config("SASRec", "tiny", [write_tiny_config(str(tmp_path))], {"perturb_kind": "replacement"})
     kept = [f"{k}={v!r}" for k, v in sorted(config.final_config_dict.items())
             if not k.startswith(("finest_", "tune_")) and k not in EARLIER_IGNORED
-            and k not in ("finest", "finetune_method", "reference_protocol")]
+            and k not in ("finest", "finetune_method", "reference_protocol")
+            and (k, v) != ("train_precision", "fp32")]  # added later: left out at its default
     assert "perturb_kind='replacement'" in kept and len(kept) > 50
     assert pretrain_digest(config) == hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
 

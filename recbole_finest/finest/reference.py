@@ -6,6 +6,7 @@ from recbole.utils import set_color
 from tqdm import tqdm
 
 from recbole_finest.data.sequences import TARGET_ID
+from recbole_finest.finest.precision import BF16, FP32, autocast, rerank_top
 
 
 def reference_dtype(n_items):
@@ -56,12 +57,14 @@ class ReferenceLists:
         return self.table[ids].long()
 
     @torch.no_grad()
-    def fill(self, scorer, batches, show_progress=False):
+    def fill(self, scorer, batches, show_progress=False, precision=FP32):
         """Score every instance of ``batches`` with the model in eval mode and keep its top-2K.
 
         ``batches`` yields prefix or window Interactions with ``finest_target_id``; window
         batches are scored at every position in one pass (causal models: the next-item
         scores of every prefix; masked models: the clean window's scores at every row).
+        ``precision`` (``train_precision``): ``bf16`` scores under bf16 autocast and sorts
+        the top ``2K + margin`` candidates by their fp32 scores (:func:`_bf16_top`).
         """
         model = scorer.model
         was_training = model.training
@@ -69,6 +72,10 @@ class ReferenceLists:
         if show_progress:
             batches = tqdm(batches, desc=set_color("reference lists", "pink"), ncols=100)
         for batch in batches:
+            if precision == BF16:
+                ids, top = _bf16_top(scorer, batch, 2 * self.k)
+                self.store(ids, top)
+                continue
             ids = batch[TARGET_ID]
             if ids.dim() == 2:  # windows: logits only at the positions with a known id
                 scores, ids = scorer.kept_window_scores(batch)
@@ -79,3 +86,30 @@ class ReferenceLists:
             self.store(ids, torch.topk(scores, 2 * self.k, dim=1).indices)
         model.train(was_training)
         return self
+
+
+def _bf16_top(scorer, batch, n):
+    """``(ids [M], items [M, n])`` of one reference batch under ``train_precision: bf16``.
+
+    The encoder and the output layer run under bf16 autocast; the ``n + margin`` best bf16
+    scores pick candidates, which are ordered by their fp32 scores from the same hidden state
+    (``precision.rerank_top``: no ties from bf16's 8 significant bits). Prefix-only models
+    (scores from ``full_sort_predict``, no hidden state) keep the bf16 scores' order.
+    """
+    ids = batch[TARGET_ID]
+    with autocast(BF16, ids.device):
+        if ids.dim() == 2:
+            hidden, ids = scorer.kept_window_hidden(batch)
+        else:
+            keep = ids >= 0
+            hidden, ids = scorer.last_hidden(batch), ids[keep]
+            hidden = hidden[keep] if hidden is not None else None
+        if hidden is None:
+            coarse = scorer.model.full_sort_predict(batch)[keep]
+        else:
+            coarse = scorer.item_logits(hidden)
+    coarse = coarse.float()
+    coarse[:, 0] = -torch.inf  # the padding item is never recommended
+    if hidden is None:
+        return ids, torch.topk(coarse, n, dim=1).indices
+    return ids, rerank_top(coarse, hidden, scorer.candidate_logits, n)

@@ -80,15 +80,33 @@ class SequenceScorer:
             logits = logits + model.output_bias
         return logits
 
-    def last_scores(self, interaction):
-        """float ``[B, n_items]`` scores of the next item after each (prefix) input."""
+    def candidate_logits(self, hidden, items):
+        """fp32 scores ``[M, C]`` of ``items [M, C]`` from ``hidden [M, H]``: :meth:`item_logits` at
+        those items only (the fp32 re-ranking of bf16 reference candidates, ``precision.rerank_top``)."""
+        model = self.model
+        weight = model.item_embedding.weight.float()
+        scores = torch.einsum("mh,mch->mc", hidden.float(), weight[items])
         if self.masked:
-            return self.masked_last_scores(interaction)
+            scores = scores + model.output_bias.float()[items]
+        return scores
+
+    def last_hidden(self, interaction):
+        """float ``[B, H]`` hidden state the next-item scores after each (prefix) input are read
+        from, or None for prefix-only models (their scores come from ``full_sort_predict``)."""
+        if self.masked:
+            return self.masked_last_hidden(interaction)
         if not self.position_wise:
-            return self.model.full_sort_predict(interaction)
+            return None
         hidden = self.position_hidden(interaction)
         last = (interaction[self.model.ITEM_SEQ_LEN] - 1).clamp(min=0)
-        return self.item_logits(hidden[torch.arange(hidden.shape[0], device=hidden.device), last])
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def last_scores(self, interaction):
+        """float ``[B, n_items]`` scores of the next item after each (prefix) input."""
+        hidden = self.last_hidden(interaction)
+        if hidden is None:
+            return self.model.full_sort_predict(interaction)
+        return self.item_logits(hidden)
 
     def masked_last_scores(self, interaction):
         """BERT4Rec's ``full_sort_predict`` with its per-row Python loop vectorized.
@@ -97,13 +115,17 @@ class SequenceScorer:
         at column ``length`` and drops the first column; the scores are read at column
         ``length - 1`` (the mask). Same inputs, same numbers, one scatter instead of a loop.
         """
+        return self.item_logits(self.masked_last_hidden(interaction))
+
+    def masked_last_hidden(self, interaction):
+        """``[B, H]`` hidden state at the mask of :meth:`masked_last_scores`."""
         model = self.model
         seq, length = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
         ext = torch.cat([seq, seq.new_zeros((seq.shape[0], 1))], dim=1)
         ext.scatter_(1, length[:, None], model.mask_token)
         hidden = model.forward(ext[:, 1:])
         last = (length - 1).clamp(min=0)
-        return self.item_logits(hidden[torch.arange(hidden.shape[0], device=hidden.device), last])
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
     def window_scores(self, interaction):
         """float ``[B, L, n_items]`` scores at every position of window instances."""
@@ -115,9 +137,14 @@ class SequenceScorer:
         Returns ``(scores [M, n_items], ids [M])``; the item logits are computed only at
         those ``M`` positions (windows are mostly padding for short sequences).
         """
+        hidden, ids = self.kept_window_hidden(interaction)
+        return self.item_logits(hidden), ids
+
+    def kept_window_hidden(self, interaction):
+        """``(hidden [M, H], ids [M])`` of :meth:`kept_window_scores`, before the item logits."""
         ids = interaction[TARGET_ID]
         keep = ids >= 0
-        return self.item_logits(self.position_hidden(interaction)[keep]), ids[keep]
+        return self.position_hidden(interaction)[keep], ids[keep]
 
     def _last_only(self):
         """RecBole's BERT4Rec recipe: with probability ``ft_ratio`` a batch masks only its last item."""
@@ -132,6 +159,7 @@ class SequenceScorer:
             targets: long ``[M]`` target items.
         """
         model = self.model
+        logits = logits.float()  # bf16 autocast (train_precision): the loss in fp32; fp32: the same tensor
         if model.loss_type == "CE":
             return F.cross_entropy(logits, targets)
         negatives = torch.randint(1, model.n_items, targets.shape, device=targets.device)
@@ -243,11 +271,11 @@ def masked_item_loss(model, hidden, masked):
     index = masked[model.MASK_INDEX]  # [B, m]
     pos_items, neg_items = masked[model.POS_ITEMS], masked[model.NEG_ITEMS]
     seq_output = hidden.gather(1, index[:, :, None].expand(-1, -1, hidden.shape[-1]))  # [B, m, H]
-    targets = (index > 0).to(hidden.dtype)
+    targets = (index > 0).float()  # fp32 (hidden is bf16 under train_precision: bf16)
     if model.loss_type == "BPR":
         pos = (seq_output * model.item_embedding(pos_items)).sum(-1) + model.output_bias[pos_items]
         neg = (seq_output * model.item_embedding(neg_items)).sum(-1) + model.output_bias[neg_items]
         return -torch.sum(torch.log(1e-14 + torch.sigmoid(pos - neg)) * targets) / torch.sum(targets)
-    logits = seq_output @ model.item_embedding.weight[: model.n_items].T + model.output_bias
+    logits = (seq_output @ model.item_embedding.weight[: model.n_items].T + model.output_bias).float()
     ce = F.cross_entropy(logits.view(-1, model.n_items), pos_items.view(-1), reduction="none")
     return torch.sum(ce * targets.view(-1)) / torch.sum(targets)

@@ -32,6 +32,7 @@ from recbole_finest.finest.method_config import MethodSettings, method_settings
 from recbole_finest.finest.reference import ReferenceLists
 from recbole_finest.compat.registry import check_single_process, grad_scaler, resume_trainer, start_trainer_phase
 from recbole_finest.finest.scoring import SequenceScorer
+from recbole_finest.finest.precision import autocast, check_precision
 from recbole_finest.finest.checkpoints import CheckpointMixin
 
 PRETRAIN, FINETUNE = "pretrain", "finetune"
@@ -127,6 +128,8 @@ class FinestTrainer(CheckpointMixin, Trainer):
         self.settings = method if isinstance(method, MethodSettings) else method_settings(config, method)
         self.method = self.settings.method
         self.seed = int(config["seed"] if seed is None else seed)
+        # train_precision (fp32 / bf16 autocast): refused or warned about here, before any training
+        self.precision = check_precision(config.settings.data.train_precision, self.device, self.enable_amp)
         if self.method.regularizer:  # a library script builds no load_data: fail before pre-training here too
             check_topk(self.settings["finest_topk"], model.n_items)
         self.reference = None
@@ -222,7 +225,7 @@ class FinestTrainer(CheckpointMixin, Trainer):
         ref = ReferenceLists.empty(int(seqs.ids.max()) + 1, k, seqs.n_items, self.device, path)
         batches = (b.to(self.device) for b in eval_batches(seqs, self.config, unit, self.config["eval_batch_size"],
                                                                masked=self.scorer.masked))
-        self.reference = ref.fill(self.scorer, batches, show_progress)
+        self.reference = ref.fill(self.scorer, batches, show_progress, precision=self.precision)
         return self.reference
 
     def finetune(self, train_data, valid_data=None, reference=None, verbose=True, saved=True,
@@ -267,7 +270,7 @@ class FinestTrainer(CheckpointMixin, Trainer):
         for batch in batches:
             batch = batch.to(self.device)
             self.optimizer.zero_grad()
-            with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
+            with autocast(self.precision, self.device, self.enable_amp):  # bf16, RecBole's enable_amp, or none
                 losses = loss_func(batch) if loss_func else self.batch_losses(batch)
             loss = sum(losses)
             scaler.scale(loss).backward()

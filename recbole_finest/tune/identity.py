@@ -24,6 +24,9 @@ PRETRAIN_RUN_KEYS = frozenset(k for k in RUNTIME_KEYS if k.startswith("perturb_"
 PRETRAIN_IGNORED = ENVIRONMENT_KEYS | (RUNTIME_KEYS - PRETRAIN_RUN_KEYS)
 PATH_KEYS = ("raw_data_file", "checkpoint_dir", "results_dir", "tune_dir", "pretrained_model_path")
 CLI_KEYS = {"search_space", "ray_address", "tune", "config_files", "study"}
+#: keys added after pairs were cached: left out of the digest at this value, so those caches stay
+#: valid; any other value changes the digest (a bf16 pair is never an fp32 pair's cache)
+LATER_DEFAULTS = {"train_precision": "fp32"}
 
 
 def is_finetune_key(key):
@@ -35,11 +38,13 @@ def pretrain_digest(config, data_md5=None):
     """Short hash (12 hex digits) of every config value that can change the pre-trained A / B models.
 
     SHA-1 of the lines ``f"{key}={value!r}"`` of the sorted ``final_config_dict`` items
-    outside :func:`is_finetune_key` and ``PRETRAIN_IGNORED``, joined by newlines; with
+    outside :func:`is_finetune_key`, ``PRETRAIN_IGNORED`` and ``LATER_DEFAULTS`` at their
+    value, joined by newlines; with
     ``data_md5`` (the content of the data, :func:`recbole_finest.data.files.data_digest`) the
     line ``data_md5='<md5>'`` is appended.
     """
-    items = [f"{k}={v!r}" for k, v in identity_items(config, PRETRAIN_IGNORED) if not is_finetune_key(k)]
+    items = [f"{k}={v!r}" for k, v in identity_items(config, PRETRAIN_IGNORED)
+             if not is_finetune_key(k) and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])]
     if data_md5 is not None:
         items.append(f"data_md5={data_md5!r}")
     return hashlib.sha1("\n".join(items).encode()).hexdigest()[:12]
