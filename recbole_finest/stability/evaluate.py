@@ -6,14 +6,17 @@ batch once; the same scores give RecBole's accuracy metrics (its ``Collector`` /
 ``Evaluator``, what ``Trainer.evaluate`` runs), the target ranks and the RBO / Jaccard@k.
 """
 
+import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 from recbole.evaluator import Collector, Evaluator
+from recbole.model.layers import FeedForward
 from recbole.utils import set_color
 
-from recbole_finest.stability.metrics import frbo, jaccard, rank_lists, rbo, stream_stability
+from recbole_finest.stability.metrics import frbo, jaccard, pair_stability, rank_lists, rbo
 
 ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 
@@ -24,6 +27,37 @@ def eval_scores(model, interaction, n_rows):
     scores = model.full_sort_predict(interaction.to(model.device)).view(n_rows, -1)
     scores[:, 0] = -torch.inf
     return scores
+
+
+def _gelu_no_grad(x, _gelu=FeedForward.gelu):
+    """RecBole's ``FeedForward.gelu`` (``x * 0.5 * (1.0 + erf(x / sqrt(2.0)))``) with the same
+    operations in the same order, bitwise equal, but two ``[B, W, inner]`` buffers instead of
+    five (the activation was half of SASRec's scoring time); with autograd on, RecBole's own."""
+    if torch.is_grad_enabled():
+        return _gelu(None, x)
+    half = x * 0.5
+    inner = x / math.sqrt(2.0)
+    inner.erf_()
+    inner.add_(1.0)  # == 1.0 + erf(...)
+    return half.mul_(inner)
+
+
+@contextlib.contextmanager
+def scoring(*models):
+    """Inside: the models' RecBole ``FeedForward`` gelu layers use :func:`_gelu_no_grad` (same
+    values, less memory traffic); restored on exit."""
+    swapped = []
+    for model in models:
+        for module in model.modules():
+            act = getattr(module, "intermediate_act_fn", None)
+            if isinstance(module, FeedForward) and getattr(act, "__func__", None) is FeedForward.gelu:
+                module.intermediate_act_fn = _gelu_no_grad
+                swapped.append((module, act))
+    try:
+        yield
+    finally:
+        for module, act in swapped:
+            module.intermediate_act_fn = act
 
 
 def target_ranks(scores, positive_i):
@@ -91,9 +125,29 @@ class AccuracyStream:
     def __init__(self, config):
         self.collector, self.evaluator = Collector(config), Evaluator(config)
 
+    #: what a Collector may gather besides the top-k hits (each needs RecBole's own code)
+    _OTHER = ("rec.items", "rec.meanrank", "rec.score", "data.label")
+
     def add(self, scores, interaction, positive_u, positive_i):
-        """Collect one batch: ``scores [B, n_items]`` (padding at ``-inf``) and its positives."""
-        self.collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
+        """Collect one batch: ``scores [B, n_items]`` (padding at ``-inf``) and its positives.
+
+        When the metrics need only the top-k hits and each row has exactly one positive
+        (RecBole's sequential full ranking: ``positive_u = arange(B)``), the hits are the
+        top-k ids (``torch.topk``, RecBole's call) equal to the row's positive: the same
+        ``[B, k + 1]`` tensor as ``Collector.eval_batch_collect`` without its ``[B, n_items]``
+        position matrix. Anything else goes through RecBole's collector.
+        """
+        col = self.collector
+        n = scores.shape[0]
+        if (not col.register.need("rec.topk") or any(col.register.need(key) for key in self._OTHER)
+                or len(positive_u) != n or len(positive_i) != n
+                or not torch.equal(positive_u.cpu(), torch.arange(n, dtype=positive_u.dtype))):
+            col.eval_batch_collect(scores, interaction, positive_u, positive_i)
+            return
+        _, topk_idx = torch.topk(scores, max(col.topk), dim=-1)
+        pos_idx = (topk_idx == positive_i.to(topk_idx.device)[:, None]).to(torch.int)
+        pos_len = torch.ones((n, 1), dtype=torch.int64, device=pos_idx.device)  # int32 matrix's sum: int64
+        col.data_struct.update_tensor("rec.topk", torch.cat((pos_idx, pos_len), dim=1))
 
     def result(self, model):
         """``{metric@k: value}`` over every collected batch (``Trainer.evaluate``'s result)."""
@@ -118,8 +172,9 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False, acc
     Both models score each eval batch once; the scores give RecBole's accuracy metrics
     (:class:`AccuracyStream`, when ``accuracy``), each instance's target rank, and become
     rank lists (depth ``rbo_depth``, at least ``jaccard_k`` / ``frbo_k``) that are compared and
-    discarded (``metrics.stream_stability``): memory ``O(eval batch x n_items)`` on the
-    models' device.
+    discarded (``metrics.pair_stability``: one fused pass per batch that also gives the target
+    ranks): memory ``O(eval batch x n_items)`` on the models' device. RecBole's gelu layers
+    score through :func:`scoring` (same values, less memory traffic).
 
     Returns:
         dict of CPU tensors ``[N]``: ``rbo``, ``jaccard@k``, ``frbo@<frbo_k>`` (float64), ``rank_a``,
@@ -133,25 +188,26 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False, acc
     batches = eval_data
     if show_progress:
         batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("stability", "pink"))
-    ranks = {"rank_a": [], "rank_b": [], "user": []}
     streams = (AccuracyStream(config), AccuracyStream(config)) if accuracy else ()
 
-    def pairs():
+    parts = {}
+    with scoring(model_a, model_b):
         for inter, _, positive_u, positive_i in batches:
             scores_a = eval_scores(model_a, inter, len(positive_i))
             scores_b = eval_scores(model_b, inter, len(positive_i))
             for stream, scores in zip(streams, (scores_a, scores_b)):
                 stream.add(scores, inter, positive_u, positive_i)
-            ranks["rank_a"].append(target_ranks(scores_a, positive_i).cpu())
-            ranks["rank_b"].append(target_ranks(scores_b, positive_i).cpu())
-            ranks["user"].append(inter[uid].view(-1).cpu())
-            yield scores_a, scores_b
-            del scores_a, scores_b  # one batch of scores alive at a time
-
-    out = stream_stability(pairs(), p=config["rbo_p"], depth=config["rbo_depth"], k=config["jaccard_k"],
-                           frbo_k=config["frbo_k"], frbo_p=config["frbo_p"])
-    empty = torch.empty(0, dtype=torch.long)
-    out.update({key: torch.cat(parts) if parts else empty for key, parts in ranks.items()})
+            values = pair_stability(scores_a, scores_b, positive_i, p=config["rbo_p"], depth=config["rbo_depth"],
+                                    k=config["jaccard_k"], frbo_k=config["frbo_k"], frbo_p=config["frbo_p"])
+            values["user"] = inter[uid].view(-1)
+            for key, v in values.items():
+                parts.setdefault(key, []).append(v.cpu())
+            del scores_a, scores_b, values  # one batch of scores alive at a time
+    keys = ["rbo", f"jaccard@{int(config['jaccard_k'])}"]
+    keys += [] if config["frbo_k"] is None else [f"frbo@{int(config['frbo_k'])}"]
+    out = {}
+    for key, dtype in [(key, torch.float64) for key in keys] + [(key, torch.long) for key in ("rank_a", "rank_b", "user")]:
+        out[key] = torch.cat(parts[key]) if key in parts else torch.empty(0, dtype=dtype)
     for key, stream, model in zip(("result_a", "result_b"), streams, (model_a, model_b)):
         out[key] = stream.result(model)
     return out

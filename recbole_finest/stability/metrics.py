@@ -31,11 +31,17 @@ __all__ = [
     "jaccard",
     "frbo",
     "stability_values",
+    "pair_stability",
     "stream_stability",
 ]
 
 # Max number of elements of one intermediate [rows, width] tensor per chunk.
 _CHUNK_ELEMS = 1 << 24
+# rbo: lists of at most this depth compare their k x k pairs (no [rows, n_ids] table)
+_SMALL_K = 32
+# pair_stability: rows per block of the fused rank / compare pass (its int64 keys, position
+# table and join depths of a block stay in the CPU's cache: 64 x 10K x 8 B = 5 MB each)
+_BLOCK_ROWS = 64
 
 
 def _chunk_rows(n_rows: int, width: int, max_elems: int = _CHUNK_ELEMS) -> int:
@@ -180,6 +186,15 @@ def rbo(a: torch.Tensor, b: torch.Tensor, p: float = 1.0) -> torch.Tensor:
     ranks = torch.arange(k, device=device)
     tail = _rbo_tail(k, p, device)
     out = torch.empty(n_rows, dtype=torch.float64, device=device)
+    if k <= _SMALL_K and k * k < n_ids:
+        # short lists (FRBO@k, Jaccard-depth RBO): b's position of each of a's items by a
+        # [rows, k, k] comparison instead of a [rows, n_ids] position table; the same join
+        # depths, summed in the same order, so the same values
+        step = _chunk_rows(n_rows, k * k)
+        for r0 in range(0, n_rows, step):
+            r1 = min(n_rows, r0 + step)
+            out[r0:r1] = tail.take(_join_small(a[r0:r1], b[r0:r1], ranks)).sum(1)
+        return out.clamp_(0.0, 1.0)
     step = _chunk_rows(n_rows, max(n_ids, k))
     for r0 in range(0, n_rows, step):
         r1 = min(n_rows, r0 + step)
@@ -193,6 +208,15 @@ def rbo(a: torch.Tensor, b: torch.Tensor, p: float = 1.0) -> torch.Tensor:
         torch.maximum(join, ranks, out=join)
         out[r0:r1] = tail.take(join).sum(1)
     return out.clamp_(0.0, 1.0)
+
+
+def _join_small(a: torch.Tensor, b: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    """0-based depth ``[n, k]`` at which each of ``a``'s items joins the intersection with ``b``
+    (``k`` = never): ``max(i, position of a[:, i] in b)``, by comparing the ``k x k`` pairs."""
+    k = a.shape[1]
+    eq = a[:, :, None] == b[:, None, :]
+    pos = torch.where(eq.any(2), eq.to(torch.uint8).argmax(2), torch.full_like(a, k))
+    return torch.maximum(pos, ranks, out=pos)
 
 
 def jaccard(a: torch.Tensor, b: torch.Tensor, k: int = 10) -> torch.Tensor:
@@ -287,6 +311,139 @@ def stability_values(scores_a: torch.Tensor, scores_b: torch.Tensor, p: float = 
     return out
 
 
+def _order_keys(x: torch.Tensor, first_id: int) -> np.ndarray:
+    """int64 keys ``[rows, width]`` of float32 CPU ``x`` (no NaN), ascending = descending score,
+    ties by lower column; the low 32 bits are the column + ``first_id`` (the id it stands for).
+    Unsorted; :func:`_rank_ids_by_keys`'s keys, with the id folded in."""
+    bits = (x + 0.0).numpy().view(np.int32)  # a fresh contiguous copy; -0.0 -> +0.0
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    np.invert(bits, out=bits)
+    keys = bits.astype(np.int64)
+    keys *= np.int64(1 << 32)
+    keys += np.arange(first_id, first_id + x.shape[1], dtype=np.int64)
+    return keys
+
+
+def _score_key(values: torch.Tensor) -> np.ndarray:
+    """int64 ``[n]``: the key of ``values`` (float32) at column ``-first_id``, i.e. below the key
+    of every column with the same score: ``searchsorted`` of it counts the strictly higher scores."""
+    return _order_keys(values.reshape(-1, 1), 0).reshape(-1)
+
+
+def _run_blocks(fn, n_rows: int, width: int) -> None:
+    """``fn(r0)`` for every block start ``r0`` of ``n_rows`` rows, on up to
+    ``torch.get_num_threads()`` Python threads (NumPy's sort and torch's ops release the GIL),
+    each running its torch ops on one thread; the caller's thread count is restored after.
+    Blocks write disjoint rows, so the values do not depend on the thread count."""
+    starts = list(range(0, n_rows, _BLOCK_ROWS))
+    threads = torch.get_num_threads()
+    workers = min(threads, len(starts))
+    if workers <= 1 or n_rows * width < (1 << 20):  # one small batch: not worth a thread pool
+        torch.set_num_threads(1)
+        try:
+            for r0 in starts:
+                fn(r0)
+        finally:
+            torch.set_num_threads(threads)
+        return
+
+    def run(part):
+        torch.set_num_threads(1)
+        for r0 in part:
+            fn(r0)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for done in [pool.submit(run, starts[i::workers]) for i in range(workers)]:
+                done.result()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def pair_stability(scores_a: torch.Tensor, scores_b: torch.Tensor, targets: Optional[torch.Tensor] = None,
+                   p: float = 1.0, depth: Optional[int] = None, k: int = 10, frbo_k: Optional[int] = None,
+                   frbo_p: float = 0.9) -> dict:
+    """:func:`stability_values` of one batch (and the target ranks), in one fused pass.
+
+    Returns the same dict as :func:`stability_values` with the same values (bitwise), plus,
+    with ``targets [B]`` (item ids), ``rank_a`` / ``rank_b``: long ``[B]``, the number of items
+    each model scores strictly above the target (``evaluate.target_ranks``).
+
+    Fast path (float32 CPU scores without NaN, RBO at full depth): row blocks of
+    ``_BLOCK_ROWS`` rows; per block each model's int64 keys are sorted once (``np.sort``, as
+    :func:`rank_lists`), the target rank is a ``searchsorted`` of the target's key in the sorted
+    keys (no ``[B, n_items]`` comparison), RBO's position table is written without a fill (the
+    lists are permutations), FRBO / Jaccard use the top of the same lists. Every step works on
+    one block, so the block's arrays stay in the CPU's cache. The values are summed exactly as
+    :func:`rbo` sums them (same join depths, same order, rows independent). Anything else
+    (other dtypes, CUDA, a NaN, RBO depth below the full ranking) takes
+    :func:`stability_values` and ``target_ranks``' comparison.
+    """
+    scores_b = scores_b.to(scores_a.device)
+    n_rows, n_items = scores_a.shape
+    full = max(n_items - 1, 0)
+    rbo_depth = full if depth is None else max(0, min(int(depth), full))
+    list_depth = max(rbo_depth, min(int(k), full), 0 if frbo_k is None else min(int(frbo_k), full))
+    fast = (scores_a.dtype == torch.float32 and scores_b.dtype == torch.float32 and scores_a.device.type == "cpu"
+            and n_rows > 0 and full > 0 and rbo_depth == full
+            and (targets is None or bool((targets > 0).all())))
+    if fast:  # NaN check: a finite sum has none; otherwise look (an inf is allowed, a NaN is not)
+        for s in (scores_a, scores_b):
+            body = s[:, 1:]
+            if not bool(torch.isfinite(body.sum())) and bool(torch.isnan(body).any()):
+                fast = False
+    if not fast:
+        out = stability_values(scores_a, scores_b, p=p, depth=depth, k=k, frbo_k=frbo_k, frbo_p=frbo_p)
+        if targets is not None:
+            for key, s in (("rank_a", scores_a), ("rank_b", scores_b)):
+                t = targets.to(s.device)
+                out[key] = (s > s.gather(1, t[:, None])).sum(1)
+        return out
+    p, k = float(p), int(k)
+    jk = min(k, full)
+    out = {"rbo": torch.empty(n_rows, dtype=torch.float64), f"jaccard@{k}": torch.empty(n_rows, dtype=torch.float64)}
+    if frbo_k is not None:
+        out[f"frbo@{int(frbo_k)}"] = torch.empty(n_rows, dtype=torch.float64)
+    if targets is not None:
+        targets = targets.cpu().long()
+        out["rank_a"] = torch.empty(n_rows, dtype=torch.long)
+        out["rank_b"] = torch.empty(n_rows, dtype=torch.long)
+    if p != 1.0 and not 0.0 < p < 1.0:
+        raise ValueError(f"p must be 1.0 or in (0, 1), got {p}")
+    tail = _rbo_tail(full, p, "cpu")
+    ranks = torch.arange(full)
+    mask = np.int64(0xFFFFFFFF)
+    def block(r0):
+        r1 = min(n_rows, r0 + _BLOCK_ROWS)
+        n = r1 - r0
+        keys_a = _order_keys(scores_a[r0:r1, 1:], 1)
+        keys_a.sort(axis=1)
+        keys_b = _order_keys(scores_b[r0:r1, 1:], 1)
+        keys_b.sort(axis=1)
+        if targets is not None:
+            t = targets[r0:r1]
+            for key, s, keys in (("rank_a", scores_a, keys_a), ("rank_b", scores_b, keys_b)):
+                hi = torch.from_numpy(_score_key(s[r0:r1].gather(1, t[:, None])))
+                out[key][r0:r1] = torch.searchsorted(torch.from_numpy(keys), hi[:, None]).view(-1)
+        ids_a = torch.from_numpy(np.bitwise_and(keys_a, mask, out=keys_a))
+        ids_b = torch.from_numpy(np.bitwise_and(keys_b, mask, out=keys_b))
+        # RBO at full depth (rbo()'s formula): ids_b is a permutation of 1..full, so every
+        # entry of the table that ids_a reads is written here (column 0, the padding, never is)
+        pos_in_b = torch.empty((n, n_items), dtype=torch.long)
+        pos_in_b.scatter_(1, ids_b, ranks.expand(n, full))
+        join = pos_in_b.gather(1, ids_a)
+        torch.maximum(join, ranks, out=join)
+        out["rbo"][r0:r1] = tail.take(join).sum(1).clamp_(0.0, 1.0)
+        out[f"jaccard@{k}"][r0:r1] = jaccard(ids_a[:, :jk], ids_b[:, :jk], k=k)
+        if frbo_k is not None:
+            out[f"frbo@{int(frbo_k)}"][r0:r1] = frbo(ids_a[:, :list_depth], ids_b[:, :list_depth], k=frbo_k, p=frbo_p)
+
+    _run_blocks(block, n_rows, scores_a.shape[1])
+    return out
+
+
 def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k: int = 10,
                      frbo_k: Optional[int] = None, frbo_p: float = 0.9) -> dict:
     """Per-instance RBO, Jaccard@k (and FRBO@``frbo_k``) of two models, computed batch by batch.
@@ -306,7 +463,7 @@ def stream_stability(score_pairs, p: float = 1.0, depth: Optional[int] = None, k
     """
     parts = {}
     for scores_a, scores_b in score_pairs:
-        values_by_key = stability_values(scores_a, scores_b, p=p, depth=depth, k=k, frbo_k=frbo_k, frbo_p=frbo_p)
+        values_by_key = pair_stability(scores_a, scores_b, p=p, depth=depth, k=k, frbo_k=frbo_k, frbo_p=frbo_p)
         for key, values in values_by_key.items():
             parts.setdefault(key, []).append(values.cpu())
         del scores_a, scores_b  # not alive while the next batch is produced
