@@ -94,8 +94,10 @@ def plot_frontier(rows, path, title, dpi=80):
     """Accuracy (NDCG@10 on the test period) against stability (mean RBO v2 vs v1), one point per row."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    markers = {"retrain": "s", "warm_start": "D", "distill": "o", "finest": "^"}
-    for name, color in (("distill", "tab:orange"), ("finest", "tab:green")):
+    markers = {"retrain": "s", "warm_start": "D", "distill": "o", "finest": "^", "interpolate": "v"}
+    colors = {"distill": "tab:orange", "finest": "tab:green", "interpolate": "tab:purple", "retrain": "tab:red"}
+    for name in ("distill", "finest", "interpolate"):
+        color = colors[name]
         pts = sorted((r["rbo"], r[FRONTIER_METRIC]) for r in rows if r["strategy"].startswith(name + " "))
         if pts:
             ax.plot(*zip(*pts), color=color, alpha=0.5)
@@ -104,7 +106,7 @@ def plot_frontier(rows, path, title, dpi=80):
             continue
         base = r["strategy"].split(" ")[0]
         ax.scatter(r["rbo"], r[FRONTIER_METRIC], marker=markers.get(base, "x"),
-                   color={"distill": "tab:orange", "finest": "tab:green", "retrain": "tab:red"}.get(base, "tab:blue"))
+                   color=colors.get(base, "tab:blue"))
         ax.annotate(r["strategy"], (r["rbo"], r[FRONTIER_METRIC]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
     v1 = next((r for r in rows if r["strategy"] == V1), None)

@@ -36,10 +36,12 @@ class StateCache:
     """Trained states in ``folder`` (``update_cache_dir``), reused by a later run with the same settings and data.
 
     ``fingerprint.json`` holds the settings (:data:`FINGERPRINT_KEYS`) and ``data_md5``, the MD5 of
-    the atomic files the states were trained on; a folder of other settings or data is refused."""
+    the atomic files the states were trained on; a folder of other settings or data is refused. Without a
+    folder the states of the run are kept in memory only (``memory``)."""
 
     def __init__(self, folder, config):
         self.folder = folder
+        self.memory = {}  # the states of this run by name (interpolate's alphas share one training also without a folder)
         if folder is None:
             return
         fingerprint = json.loads(json.dumps({k: config[k] if k in config else None for k in FINGERPRINT_KEYS},
@@ -64,10 +66,13 @@ class StateCache:
         return None if self.folder is None else os.path.join(self.folder, f"{name}.pth")
 
     def load(self, name):
+        if name in self.memory:
+            return self.memory[name]
         path = self.path(name)
         return load_checkpoint(path) if path and os.path.isfile(path) else None
 
     def store(self, name, obj):
+        self.memory[name] = obj
         if self.folder is not None:
             write_json(os.path.join(self.folder, "fingerprint.json"), self.fingerprint)
             save_checkpoint(obj, self.path(name))
