@@ -77,9 +77,9 @@ def table(workdir, label, sizes, noise_seed=None):
                 if metric not in row:
                     continue
                 a, b = float(row[metric]), float(bf["rows"][i][metric])
-                cell = f"| {row['method']} | {metric} | {a:.4f} | {b:.4f} | {b - a:+.4f} |"
+                cell = f"| {row['method']} | {metric} | {a:.5f} | {b:.5f} | {b - a:+.6f} |"
                 if other:
-                    cell += f" {float(other['rows'][i][metric]) - a:+.4f} |"
+                    cell += f" {float(other['rows'][i][metric]) - a:+.6f} |"
                 lines.append(cell)
         lines.append("")
     return "\n".join(lines)

@@ -34,9 +34,11 @@ RERANK_MARGIN = 64
 #: rows re-scored per step (bounds the ``[rows, candidates, hidden]`` gather)
 RERANK_ROWS = 1024
 _WARNED = set()
-#: largest |bf16 - fp32| of a stability run's row at the same seed that docs/performance.md
-#: ("bf16 against fp32") accepts; tests/test_precision.py holds a tiny run to it
-TOLERANCE = {"rbo": 0.005, "jaccard@10": 0.02, "mrr": 0.005}
+#: largest |bf16 - fp32| of a stability run's row (Original, FINEST) at the same seed that
+#: docs/performance.md ("bf16 against fp32") accepts for the 1 + 1 epoch runs measured there
+#: (100K: 0.00002 / 0.0007 / 0.000004; another seed moved RBO by 0.034); tests/test_precision.py
+#: holds a tiny run to it
+TOLERANCE = {"rbo": 0.001, "jaccard@10": 0.005, "mrr": 0.001}
 
 
 def bf16_support(device):
