@@ -92,7 +92,10 @@ def main():
         report = by_seed[min(by_seed)][0]
         print(f"### SASRec on {dataset}: {'churn budget ' + report['budget'] if mode == 'budget' else 'fixed strengths'}"
               f" (seeds {', '.join(map(str, sorted(by_seed)))})\n")
-        print(f"Cuts {report['cuts']}; interactions " + ", ".join(f"{n} {p}" for p, n in report["counts"].items())
+        from recbole_finest.update.periods import period_names
+
+        print(f"Cuts {report['cuts']}; interactions "
+              + ", ".join(f"{report['counts'][p]} {p}" for p in period_names(len(report["cuts"])))
               + f"; {report['epochs']} epochs per step at lr {report['learning_rate']:g}.\n")
         print((fixed_table(by_seed) if mode == "fixed" else budget_table(by_seed)) + "\n")
         if args.copy and mode == "fixed":
