@@ -350,6 +350,12 @@ RUNTIME_KEYS = frozenset(k.name for k in _ALL if k.runtime)
 ENVIRONMENT_KEYS = frozenset(k.name for k in _ALL if k.environment) | OTHER_ENVIRONMENT_KEYS
 
 
+#: keys added after caches were written, with the value every earlier cache was computed with: a cache
+#: identity left them out (tune's pretrain digest) or lacks them (a study's stored fingerprint), so at
+#: this value they match such a cache and at any other they do not
+LATER_DEFAULTS = {"train_precision": "fp32"}
+
+
 def identity_items(config, ignored=frozenset()):
     """The ``(key, value)`` items of ``config`` (sorted) that identify cached results.
 

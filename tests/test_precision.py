@@ -144,3 +144,22 @@ def test_bf16_stays_within_the_documented_tolerance_of_fp32(runs):
     for a, b in zip(fp32, bf16):
         for metric, tolerance in precision.TOLERANCE.items():
             assert abs(a[metric] - b[metric]) <= tolerance, (a["method"], metric, a[metric], b[metric])
+
+
+def test_a_study_of_cells_from_before_the_key_resumes_in_fp32_only(tmp_path, monkeypatch):
+    """A stored study fingerprint without ``train_precision`` (written before the key) holds fp32 cells."""
+    import json
+    from types import SimpleNamespace
+
+    from recbole_finest.study.resume import _check_fingerprint, fingerprint
+
+    monkeypatch.chdir(tmp_path)
+    fp32 = Config("SASRec", "ml-100k", config_dict=TINY)
+    bf16 = Config("SASRec", "ml-100k", config_dict={**TINY, "train_precision": "bf16"})
+    old = {k: v for k, v in fingerprint(fp32).items() if k != "train_precision"}
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "SASRec.json").write_text(json.dumps(old))
+    folder = SimpleNamespace(root=str(tmp_path))
+    assert _check_fingerprint(folder, "SASRec", fp32) is None  # resumes
+    with pytest.raises(ValueError, match="different settings \\(keys train_precision\\)"):
+        _check_fingerprint(folder, "SASRec", bf16)

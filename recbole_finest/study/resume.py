@@ -13,6 +13,7 @@ import os
 from logging import getLogger
 
 from recbole_finest.config import RUNTIME_KEYS, identity_items
+from recbole_finest.settings import LATER_DEFAULTS
 from recbole_finest.fileio import write_json
 
 # keys that may differ between runs resuming the same study folder, besides config.ENVIRONMENT_KEYS
@@ -69,6 +70,9 @@ def _check_fingerprint(folder, model, config, data_md5=None):
                              f"cells of {model} cannot be checked against the current settings: delete "
                              f"{os.path.dirname(path)} and the cells to start over, or choose another study_dir") from None
     if stored is not None:
+        # a key added since with the value the stored cells were computed with (LATER_DEFAULTS) is compared
+        # at that value: a study of fp32 cells resumed with train_precision: bf16 is refused
+        stored = {**{k: v for k, v in LATER_DEFAULTS.items() if k in current}, **stored}
         # keys added or removed since (e.g. a newer plugin version's defaults) are only reported
         new = sorted(set(stored) ^ set(current))
         if new:

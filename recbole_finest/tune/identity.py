@@ -15,6 +15,7 @@ import hashlib
 import os
 
 from recbole_finest.config import ENVIRONMENT_KEYS, RUNTIME_KEYS, identity_items
+from recbole_finest.settings import LATER_DEFAULTS  # left out of the digest at their value (a bf16 pair is never an fp32 pair's cache)
 from recbole_finest.data.files import data_digest
 
 FINETUNE_KEYS = {"finest", "finetune_method", "reference_protocol"}
@@ -24,9 +25,6 @@ PRETRAIN_RUN_KEYS = frozenset(k for k in RUNTIME_KEYS if k.startswith("perturb_"
 PRETRAIN_IGNORED = ENVIRONMENT_KEYS | (RUNTIME_KEYS - PRETRAIN_RUN_KEYS)
 PATH_KEYS = ("raw_data_file", "checkpoint_dir", "results_dir", "tune_dir", "pretrained_model_path")
 CLI_KEYS = {"search_space", "ray_address", "tune", "config_files", "study"}
-#: keys added after pairs were cached: left out of the digest at this value, so those caches stay
-#: valid; any other value changes the digest (a bf16 pair is never an fp32 pair's cache)
-LATER_DEFAULTS = {"train_precision": "fp32"}
 
 
 def is_finetune_key(key):
