@@ -648,17 +648,18 @@ def test_case14_study_resumed_on_other_data_is_refused(dirs, tmp_path):
 
 
 def test_case14_update_cache_of_other_data_is_refused(dirs, tmp_path, monkeypatch):
-    import recbole_finest.update.run as update_run
+    import recbole_finest.update.job as update_job
+    from recbole_finest.update.strategies import UpdateTrainer
 
     raw = _interleaved(tmp_path / "raw.tsv")
     cfg = _mine(tmp_path, dirs, raw, update_methods=["retrain"], update_cache_dir=str(tmp_path / "cache"))
-    update_run.run_update("SASRec", "mine", config_dict=cfg)
+    update_job.run_update("SASRec", "mine", config_dict=cfg)
     assert {"v1.pth", "fingerprint.json"} <= {p.name for p in (tmp_path / "cache").iterdir()}
     _other_data(raw)
     for phase in ("pretrain", "update"):  # the v1 / v2 of the old data are not reused, nor is anything trained
-        monkeypatch.setattr(update_run.UpdateTrainer, phase, lambda *a, **k: pytest.fail("trained despite the cache"))
+        monkeypatch.setattr(UpdateTrainer, phase, lambda *a, **k: pytest.fail("trained despite the cache"))
     with pytest.raises(ValueError, match=r"'update_cache_dir': .* holds states trained on other data \(MD5 "):
-        update_run.run_update("SASRec", "mine", config_dict=cfg)
+        update_job.run_update("SASRec", "mine", config_dict=cfg)
 
 
 def test_case14_tune_caches_are_keyed_by_the_data(dirs, tmp_path):
@@ -683,11 +684,11 @@ def test_case14_tune_caches_are_keyed_by_the_data(dirs, tmp_path):
 # ---------------------------------------------------------------------------------- 15
 @pytest.mark.parametrize("weights", [[0.5, 0.5], [1, 1.0, 2]])
 def test_case15_duplicate_distill_weights_are_refused(dirs, monkeypatch, weights):
-    import recbole_finest.update.run as update_run
+    import recbole_finest.update.job as update_job
 
-    monkeypatch.setattr(update_run, "create_dataset", lambda *a: pytest.fail("data loaded despite the bad key"))
+    monkeypatch.setattr(update_job, "create_dataset", lambda *a: pytest.fail("data loaded despite the bad key"))
     with pytest.raises(ValueError, match=r"'update_distill_weight' lists the weight [0-9.]+ more than once"):
-        update_run.run_update("SASRec", "ml-100k", config_dict={
+        update_job.run_update("SASRec", "ml-100k", config_dict={
             **TINY, **dirs, "update_methods": ["distill"], "update_distill_weight": weights})
 
 

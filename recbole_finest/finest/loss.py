@@ -20,7 +20,8 @@ def rank_preserving_loss(scores, reference, beta1=0.1, beta2=0.1, order_term=Tru
         ``M * K`` competitor pairs (torch ``MarginRankingLoss(margin)`` semantics, as the
         reference implementation). Zero (with a graph) when ``M == 0``.
     """
-    scores = scores.float()  # bf16 autocast (train_precision): the margins in fp32; fp32: the same tensor
+    if scores.dtype in (torch.bfloat16, torch.float16):  # autocast (train_precision): the margins in fp32
+        scores = scores.float()  # fp32 / fp64 scores stay the same tensor
     if scores.shape[0] == 0 or not (order_term or score_term):
         return scores.sum() * 0.0
     k = reference.shape[1] // 2
