@@ -24,18 +24,15 @@ from dataclasses import dataclass
 from logging import getLogger
 
 import torch
-from recbole.utils import init_seed
 
-from recbole_finest.compat.models import get_model
-from recbole_finest.compat.registry import create_dataset
 from recbole_finest.update.budget import ChurnBudget, weakest_meeting
-from recbole_finest.update.checks import check_update_keys
-from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, churn, score_contexts
-from recbole_finest.update.periods import ContextSet, cut_periods, dataset_sequences
+from recbole_finest.update.churn import ACCURACY, accuracy, churn, score_contexts
+from recbole_finest.update.periods import ContextSet
 from recbole_finest.update.report import V1, add_relative
-from recbole_finest.update.versions import (StateCache, churn_row, deployed_of, lists_and_ranks, model_state,
-                                            new_model, train_v1, train_version, users_with)
 from recbole_finest.update.strategies import WEIGHTED, as_list, strategies_of
+from recbole_finest.update.versions import (UpdateSetup, churn_row, lists_and_ranks, model_state, new_model,
+                                            train_version, users_with)
+
 
 @dataclass
 class ChainResult:
@@ -95,37 +92,16 @@ def rolling_update(config, deployed=None, dataset=None, strategies=None, show_pr
 
     Returns ``ChainResult``. Every input is checked before any training.
     """
-    from recbole.data.transform import construct_transform
-
-    from recbole_finest.fileio import new_run_id
-
-    logger = getLogger()
-    check_update_keys(config)
-    construct_transform(config)
-    show_progress = config["show_progress"] if show_progress is None else show_progress
-    run_id = run_id or new_run_id()
-    dataset = create_dataset(config) if dataset is None else dataset
-    periods = cut_periods(dataset_sequences(dataset), config["update_cuts"])
+    setup = UpdateSetup.prepare(config, deployed, dataset, show_progress, run_id)
+    dataset, periods, show_progress = setup.dataset, setup.periods, setup.show_progress
     n = len(periods.bounds)
-    deployed_state_, origin = deployed_of(deployed, config, dataset)
     budget = ChurnBudget.of(config)
     chains = chains_of(config, strategies_of(config) if strategies is None else list(strategies), budget)
-    cache = StateCache(config["update_cache_dir"], config)
-    logger.info(f"rolling update: periods {periods.counts()}; versions v1..v{n}; chains {[c.label for c in chains]}"
-                + (f"; budget: {budget}" if budget else ""))
-
-    init_seed(config["seed"], config["reproducibility"])
-    initial = model_state(get_model(config["model"])(config, dataset))
-    best_epoch = None
-    if deployed_state_ is None:
-        valid = ValidationSet(ContextSet(periods.upto(0), config, periods.first_of(1)), config["eval_batch_size"])
-        deployed_state_, origin, best_epoch = train_v1(config, dataset, cache, initial, periods.upto(0), valid,
-                                                        run_id, show_progress)
-    v1 = new_model(config, dataset, deployed_state_)
-    epochs = config["update_epochs"] or (best_epoch + 1 if best_epoch is not None and best_epoch >= 0
-                                         else config["epochs"])
-    lr = config["update_learning_rate"] or config["learning_rate"]
-    step = _Step(config, dataset, cache, initial, epochs, lr, run_id, show_progress, budget)
+    getLogger().info(f"rolling update: periods {periods.counts()}; versions v1..v{n}; chains "
+                     f"{[c.label for c in chains]}" + (f"; budget: {budget}" if budget else ""))
+    v1 = setup.train_v1()
+    deployed_state_, epochs, lr = setup.v1_state, setup.epochs, setup.learning_rate
+    step = _Step(config, dataset, setup.cache, setup.initial, epochs, lr, setup.run_id, show_progress, budget)
     for chain in chains:
         chain.state = deployed_state_
     rows, steps, per_user = [], [], {}
@@ -142,35 +118,14 @@ def rolling_update(config, deployed=None, dataset=None, strategies=None, show_pr
                       f"frbo@{config['frbo_k']}": 1.0, f"jaccard@{config['jaccard_k']}": 1.0, "changed": 0.0,
                       "rbo (no new data)": 1.0, **_drift_of(None, config), **accuracy(ranks_v1, ACCURACY)}]
         for chain in chains:
-            prev = new_model(config, dataset, chain.state)
-            lists_prev = lists_v1 if c == 2 else _lists(prev, sets["contexts"], config)
-            later_prev = (later_v1 if c == 2 else _lists(prev, later, config)) if budget else None
-            model, strength, tried = step.version(chain, c, periods.upto(c - 1), sets, lists_prev)
-            lists, ranks = lists_and_ranks(model, sets, config, show_progress, f"{chain.slug} v{c}")
-            values = _churn(lists_prev, lists, config)
-            drift = _churn(lists_v1, lists, config)
-            row = {"version": c, **churn_row(chain.label, values, ranks, has_new, config["jaccard_k"]),
-                   **_drift_of(drift, config), "strength": strength}
-            if budget:
-                test_values = _churn(later_prev, _lists(model, later, config), config)
-                test_row = {"rbo": float(test_values["rbo"].mean()),
-                            "changed": float(test_values["changed"].double().mean())}
-                row.update({"test rbo": test_row["rbo"], "test changed": test_row["changed"],
-                            "budget held (valid)": budget.met(row), "budget held (test)": budget.met(test_row),
-                            "tried": tried})
+            row, users = step.advance(chain, c, periods.upto(c - 1), sets, lists_v1, has_new, later, later_v1)
             step_rows.append(row)
-            per_user.update({f"v{c}/{chain.label}/rbo": values["rbo"].numpy(),
-                             f"v{c}/{chain.label}/changed": values["changed"].numpy(),
-                             f"v{c}/{chain.label}/drift_rbo": drift["rbo"].numpy(),
-                             f"v{c}/{chain.label}/rr_next": (1.0 / (ranks.double() + 1)).numpy()})
-            chain.state = model_state(model)
-            logger.info(f"v{c} {chain.label}: " + ", ".join(f"{key} {v:.4f}" for key, v in row.items()
-                                                             if isinstance(v, float)))
+            per_user.update(users)
         rows += add_relative(step_rows)
     report = {
         "model": config["model"], "dataset": config["dataset"], "seed": config["seed"],
         "cuts": list(config["update_cuts"]), "bounds": list(periods.bounds), "counts": periods.counts(),
-        "deployed": origin, "epochs": int(epochs), "learning_rate": float(lr), "jaccard_k": config["jaccard_k"],
+        "deployed": setup.origin, "epochs": int(epochs), "learning_rate": float(lr), "jaccard_k": config["jaccard_k"],
         "frbo_k": config["frbo_k"], "budget": None if budget is None else str(budget),
         "budget_trials": config["update_budget_trials"] if budget else None, "steps": steps, "rows": rows,
     }
@@ -202,6 +157,40 @@ class _Step:
     def __init__(self, config, dataset, cache, initial, epochs, lr, run_id, show_progress, budget):
         self.config, self.dataset, self.cache, self.initial = config, dataset, cache, initial
         self.epochs, self.lr, self.run_id, self.show_progress, self.budget = epochs, lr, run_id, show_progress, budget
+
+    def advance(self, chain, c, history, sets, lists_v1, has_new, later=None, later_v1=None):
+        """Trains ``v_c`` of ``chain`` on ``history`` from its last version and measures it.
+
+        ``sets``: the step's ``contexts`` (every user's history at ``T_c``) and ``test`` (first item of
+        the next period); ``lists_v1``: v1's lists on the contexts; ``later`` / ``later_v1``: the test
+        contexts of a budget and v1's lists there. Returns ``(report row, per-user arrays)`` and moves
+        ``chain.state`` on to ``v_c``.
+        """
+        config, dataset, budget = self.config, self.dataset, self.budget
+        prev = new_model(config, dataset, chain.state)
+        lists_prev = lists_v1 if c == 2 else _lists(prev, sets["contexts"], config)
+        later_prev = (later_v1 if c == 2 else _lists(prev, later, config)) if budget else None
+        model, strength, tried = self.version(chain, c, history, sets, lists_prev)
+        lists, ranks = lists_and_ranks(model, sets, config, self.show_progress, f"{chain.slug} v{c}")
+        values = _churn(lists_prev, lists, config)
+        drift = _churn(lists_v1, lists, config)
+        row = {"version": c, **churn_row(chain.label, values, ranks, has_new, config["jaccard_k"]),
+               **_drift_of(drift, config), "strength": strength}
+        if budget:
+            test_values = _churn(later_prev, _lists(model, later, config), config)
+            test_row = {"rbo": float(test_values["rbo"].mean()),
+                        "changed": float(test_values["changed"].double().mean())}
+            row.update({"test rbo": test_row["rbo"], "test changed": test_row["changed"],
+                        "budget held (valid)": budget.met(row), "budget held (test)": budget.met(test_row),
+                        "tried": tried})
+        users = {f"v{c}/{chain.label}/rbo": values["rbo"].numpy(),
+                 f"v{c}/{chain.label}/changed": values["changed"].numpy(),
+                 f"v{c}/{chain.label}/drift_rbo": drift["rbo"].numpy(),
+                 f"v{c}/{chain.label}/rr_next": (1.0 / (ranks.double() + 1)).numpy()}
+        chain.state = model_state(model)
+        getLogger().info(f"v{c} {chain.label}: " + ", ".join(f"{key} {v:.4f}" for key, v in row.items()
+                                                              if isinstance(v, float)))
+        return row, users
 
     def train(self, chain, strategy, c, history):
         """``v_c`` of ``chain`` by ``strategy`` from ``chain.state`` (retrain: the initial parameters)."""

@@ -8,18 +8,13 @@ from dataclasses import dataclass
 from logging import getLogger
 
 import torch
-from recbole.utils import init_seed
 
-from recbole_finest.compat.models import get_model
-from recbole_finest.compat.registry import create_dataset
-from recbole_finest.fileio import new_run_id
 from recbole_finest.update.checks import check_update_keys
-from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, churn
-from recbole_finest.update.periods import NEW, OLD, TEST, ContextSet, cut_periods, dataset_sequences
+from recbole_finest.update.churn import ACCURACY, accuracy, churn
+from recbole_finest.update.periods import NEW, TEST, ContextSet
 from recbole_finest.update.report import V1, add_relative, lowest_churn
 from recbole_finest.update.strategies import strategies_of
-from recbole_finest.update.versions import (StateCache, churn_row, deployed_of, lists_and_ranks, model_state,
-                                            new_model, train_v1, train_version, users_with)
+from recbole_finest.update.versions import UpdateSetup, churn_row, lists_and_ranks, train_version, users_with
 
 
 @dataclass
@@ -54,35 +49,20 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
 
     Returns ``UpdateResult``. Every input is checked before any training.
     """
-    from recbole.data.transform import construct_transform
-
-    logger = getLogger()
     check_update_keys(config)
     if len(config["update_cuts"]) != 2:
         raise ValueError(f"config key 'update_cuts' is {list(config['update_cuts'])}: update_model makes one update "
                          "(two cuts); a chain of versions is update.chain.rolling_update (the --update job picks it)")
-    construct_transform(config)  # RecBole's data_preparation step that names BERT4Rec's masked fields
-    show_progress = config["show_progress"] if show_progress is None else show_progress
-    run_id = run_id or new_run_id()
-    dataset = create_dataset(config) if dataset is None else dataset
-    periods = cut_periods(dataset_sequences(dataset), config["update_cuts"])
-    deployed_state_, origin = deployed_of(deployed, config, dataset)
+    setup = UpdateSetup.prepare(config, deployed, dataset, show_progress, run_id)
+    dataset, periods, cache, initial = setup.dataset, setup.periods, setup.cache, setup.initial
+    run_id, show_progress = setup.run_id, setup.show_progress
     strategies = strategies_of(config) if strategies is None else list(strategies)
-    cache = StateCache(config["update_cache_dir"], config)
-    old, history, valid, sets = _period_sets(periods, config)
-    logger.info(f"update: periods {periods.counts()} (T1 = {periods.bounds[0]:g}, T2 = {periods.bounds[1]:g}); "
-                f"strategies {[s.label for s in strategies]}")
-
-    init_seed(config["seed"], config["reproducibility"])
-    initial = model_state(get_model(config["model"])(config, dataset))
-    best_epoch = None
-    if deployed_state_ is None:
-        deployed_state_, origin, best_epoch = train_v1(config, dataset, cache, initial, old, valid, run_id,
-                                                        show_progress)
-    v1 = new_model(config, dataset, deployed_state_)
-    epochs = config["update_epochs"] or (best_epoch + 1 if best_epoch is not None and best_epoch >= 0
-                                         else config["epochs"])
-    lr, k = config["update_learning_rate"] or config["learning_rate"], config["jaccard_k"]
+    history, sets = _period_sets(periods, config)
+    getLogger().info(f"update: periods {periods.counts()} (T1 = {periods.bounds[0]:g}, T2 = {periods.bounds[1]:g}); "
+                     f"strategies {[s.label for s in strategies]}")
+    v1 = setup.train_v1()
+    deployed_state_, origin, epochs, lr = setup.v1_state, setup.origin, setup.epochs, setup.learning_rate
+    k = config["jaccard_k"]
     lists_v1, ranks_v1 = lists_and_ranks(v1, sets, config, show_progress, "v1")
     has_new = users_with(periods, NEW)[sets["contexts"].seq]
     v1_row = {"strategy": V1, "rbo": 1.0, f"frbo@{config['frbo_k']}": 1.0, f"jaccard@{k}": 1.0, "changed": 0.0,
@@ -98,7 +78,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
         per_user[strategy.label] = {**{key: v.numpy() for key, v in values.items()},
                                     "rr_test": (1.0 / (ranks.double() + 1)).numpy()}
         models[strategy.label] = model
-        logger.info(f"{strategy.label}: " + ", ".join(f"{key} {v:.4f}" for key, v in rows[-1].items()
+        getLogger().info(f"{strategy.label}: " + ", ".join(f"{key} {v:.4f}" for key, v in rows[-1].items()
                                                        if isinstance(v, float)))
     uid = config["USER_ID_FIELD"]
     users = {"user": sets["contexts"].inter[uid].numpy(), "has_new": has_new,
@@ -107,13 +87,11 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
 
 
 def _period_sets(periods, config):
-    """``(old, history, valid, sets)``: the old period and old + new history (``TrainingSequences``), v1's
-    validation set (each user's first new item) and the ``ContextSet`` s ``test`` (each user's first test
-    item) and ``contexts`` (every user's whole history: the rank lists compared)."""
-    old, history = periods.upto(OLD), periods.upto(NEW)
-    valid = ValidationSet(ContextSet(old, config, periods.first_of(NEW)), config["eval_batch_size"])
+    """``(history, sets)``: old + new history (``TrainingSequences``, v2's training data) and the ``ContextSet`` s
+    ``test`` (each user's first test item) and ``contexts`` (every user's whole history: the rank lists compared)."""
+    history = periods.upto(NEW)
     test = ContextSet(history, config, periods.first_of(TEST))
-    return old, history, valid, {"test": test, "contexts": ContextSet(history, config)}
+    return history, {"test": test, "contexts": ContextSet(history, config)}
 
 
 def _report(config, periods, origin, epochs, lr, sets, rows):

@@ -5,6 +5,7 @@ Shared by the single update (``update/run.py``) and the rolling chain (``update/
 
 import json
 import os
+from dataclasses import dataclass
 from logging import getLogger
 
 import numpy as np
@@ -12,10 +13,12 @@ import torch
 from recbole.utils import init_seed, set_color
 
 from recbole_finest.compat.models import get_model
+from recbole_finest.compat.registry import create_dataset
 from recbole_finest.data.files import data_digest
-from recbole_finest.fileio import load_checkpoint, save_checkpoint, write_json
-from recbole_finest.update.checks import deployed_state
-from recbole_finest.update.churn import ACCURACY, accuracy, score_contexts
+from recbole_finest.fileio import load_checkpoint, new_run_id, save_checkpoint, write_json
+from recbole_finest.update.checks import check_update_keys, deployed_state
+from recbole_finest.update.churn import ACCURACY, ValidationSet, accuracy, score_contexts
+from recbole_finest.update.periods import ContextSet, cut_periods, dataset_sequences
 from recbole_finest.update.strategies import UpdateTrainer, interpolate_states
 
 # keys that decide what a cached v1 / v2 state is (update_cache_dir); the v2 budget (epochs,
@@ -114,6 +117,61 @@ def deployed_of(deployed, config, dataset):
 def users_with(periods, period):
     """bool ``[U]``: whether a user's sequence has an interaction in ``period``."""
     return np.diff(np.r_[0, np.cumsum(periods.period == period)][periods.sequences.offsets]) > 0
+
+
+@dataclass
+class UpdateSetup:
+    """What every update run starts from (``prepare``): the checked inputs, the periods, the cache, the
+    seed's initial parameters and v1 (``v1_state`` None until ``train_v1``: v1 is not deployed)."""
+
+    config: object
+    dataset: object
+    periods: object
+    cache: StateCache
+    initial: dict
+    v1_state: dict
+    origin: str
+    run_id: str
+    show_progress: bool
+    best_epoch: int = None
+
+    @classmethod
+    def prepare(cls, config, deployed=None, dataset=None, show_progress=None, run_id=None):
+        """Checks every input (before any training), cuts the periods, loads a deployed v1 and draws the
+        initial parameters from ``seed``."""
+        from recbole.data.transform import construct_transform
+
+        check_update_keys(config)
+        construct_transform(config)  # RecBole's data_preparation step that names BERT4Rec's masked fields
+        show_progress = config["show_progress"] if show_progress is None else show_progress
+        dataset = create_dataset(config) if dataset is None else dataset
+        periods = cut_periods(dataset_sequences(dataset), config["update_cuts"])
+        state, origin = deployed_of(deployed, config, dataset)
+        cache = StateCache(config["update_cache_dir"], config)
+        init_seed(config["seed"], config["reproducibility"])
+        initial = model_state(get_model(config["model"])(config, dataset))
+        return cls(config, dataset, periods, cache, initial, state, origin, run_id or new_run_id(), show_progress)
+
+    def train_v1(self):
+        """v1 trained on the periods before the first cut (early stopping on each user's first item after it),
+        unless it was deployed; sets ``best_epoch``."""
+        if self.v1_state is None:
+            cfg, periods = self.config, self.periods
+            valid = ValidationSet(ContextSet(periods.upto(0), cfg, periods.first_of(1)), cfg["eval_batch_size"])
+            self.v1_state, self.origin, self.best_epoch = train_v1(cfg, self.dataset, self.cache, self.initial,
+                                                                   periods.upto(0), valid, self.run_id,
+                                                                   self.show_progress)
+        return new_model(self.config, self.dataset, self.v1_state)
+
+    @property
+    def epochs(self):
+        """Epochs of every update step: ``update_epochs``, else v1's to its best validation score, else ``epochs``."""
+        best = self.best_epoch
+        return self.config["update_epochs"] or (best + 1 if best is not None and best >= 0 else self.config["epochs"])
+
+    @property
+    def learning_rate(self):
+        return self.config["update_learning_rate"] or self.config["learning_rate"]
 
 
 def train_v1(config, dataset, cache, initial, old, valid, run_id, show_progress):
