@@ -73,6 +73,10 @@ def freeze(value):
     return value
 
 
+#: stability pass: instances per full_sort_predict call (eval_score_rows; stability/evaluate.py)
+EVAL_SCORE_ROWS = 256
+
+
 def key(default, check, name=None, runtime=False, environment=False):
     """A settings field: the key's default (as in ``properties/overall/finest.yaml``), check and tags.
 
@@ -173,6 +177,9 @@ class MetricSettings(Group):
     jaccard_k: int = key(10, POSITIVE_INT)
     frbo_k: int = key(10, POSITIVE_INT)
     frbo_p: float = key(0.9, RBO_P)
+    # instances per full_sort_predict call while the stability pass scores (stability/evaluate.py,
+    # SlicedScoring: checked bitwise against whole batches); the same numbers, so not in cache identity
+    eval_score_rows: int = key(EVAL_SCORE_ROWS, optional(POSITIVE_INT), environment=True)
 
 
 @dataclass(frozen=True)

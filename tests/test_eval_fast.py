@@ -125,7 +125,8 @@ def test_gelu_no_grad_is_recboles_gelu_bitwise():
         got, ref = evaluate._gelu_no_grad(x), FeedForward.gelu(None, x)
         assert torch.equal(got.view(torch.int32), ref.view(torch.int32))
     leaf = x[:8].clone().requires_grad_()
-    evaluate._gelu_no_grad(leaf).sum().backward()  # with autograd: RecBole's own (differentiable)
+    with torch.autograd.set_detect_anomaly(False):  # RecBole's model zoo import turns it on; row 0 has inf -> NaN grads
+        evaluate._gelu_no_grad(leaf).sum().backward()  # with autograd: RecBole's own (differentiable)
     assert leaf.grad is not None and torch.isfinite(leaf.grad[1:]).all()
 
 
@@ -188,3 +189,68 @@ def test_accuracy_stream_uses_recbole_for_other_positives(two_models):
     col.eval_batch_collect(scores, None, pos_u, pos_i)
     assert torch.equal(stream.collector.data_struct.get("rec.topk"), col.data_struct.get("rec.topk"))
     assert math.isclose(float(col.data_struct.get("rec.topk")[:, -1].sum()), 6.0)
+
+
+
+@pytest.mark.parametrize("rows", [7, 16])
+def test_sliced_scoring_gives_the_whole_batch_numbers(two_models, monkeypatch, rows):
+    """``eval_score_rows`` (64-instance batches: 7 -> slices of 7 and a last of 15; 16 -> four
+    slices) gives compare_models' values of whole batches, bit for bit: sliced where the bits
+    agree, else (checked per batch size) whole."""
+    model_a, model_b, test, config = two_models
+    monkeypatch.setitem(config.final_config_dict, "eval_score_rows", None)
+    whole = evaluate.compare_models(model_a, model_b, test, config)
+    monkeypatch.setitem(config.final_config_dict, "eval_score_rows", rows)
+    sliced = evaluate.compare_models(model_a, model_b, test, config)
+    for key in ("rbo", "jaccard@10", "frbo@10", "rank_a", "rank_b", "user"):
+        assert torch.equal(sliced[key], whole[key]), key
+    assert sliced["result_a"] == whole["result_a"] and sliced["result_b"] == whole["result_b"]
+
+
+class RowWise(torch.nn.Module):
+    """Scores ``[B, n_items]`` from each row alone (elementwise: slices are bitwise one call's);
+    ``centred`` subtracts the batch mean (slices differ); records each call's row count."""
+
+    def __init__(self, n_items=50, centred=False):
+        super().__init__()
+        self.device, self.n_items, self.centred, self.calls = torch.device("cpu"), n_items, centred, []
+
+    def full_sort_predict(self, interaction):
+        self.calls.append(len(interaction["x"]))
+        scores = torch.sin(interaction["x"][:, None] * torch.arange(self.n_items, dtype=torch.float32))
+        return scores - scores.mean() if self.centred else scores
+
+
+def _batch(n, seed=0):
+    from recbole.data.interaction import Interaction
+
+    return Interaction({"x": torch.rand(n, generator=torch.Generator().manual_seed(seed))})
+
+
+def test_eval_scores_slices_and_the_last_takes_the_remainder():
+    model = RowWise()
+    got = evaluate.eval_scores(model, _batch(45), 45, rows=8)
+    assert model.calls == [8, 8, 8, 8, 13]  # never a slice below 8 rows (a one-row call is a matrix-vector product)
+    model.calls.clear()
+    assert torch.equal(got, evaluate.eval_scores(model, _batch(45), 45)) and model.calls == [45]
+    assert got[:, 0].eq(-torch.inf).all()
+    model.calls.clear()
+    evaluate.eval_scores(model, _batch(15), 15, rows=8)  # below two slices: one call
+    assert model.calls == [15]
+
+
+def test_sliced_scoring_checks_each_batch_size_once_and_falls_back(caplog):
+    model = RowWise()
+    score = evaluate.SlicedScoring(model, 8)
+    for n, seed in ((32, 0), (32, 1), (20, 2)):
+        assert torch.equal(score(_batch(n, seed), n), evaluate.eval_scores(RowWise(), _batch(n, seed), n))
+    # 32: one call + four slices (the check), 32 again: four slices, 20: one call + 8 + 12
+    assert model.calls == [32, 8, 8, 8, 8, 8, 8, 8, 8, 20, 8, 12] and score.rows == 8
+    centred = RowWise(centred=True)
+    score = evaluate.SlicedScoring(centred, 8)
+    with caplog.at_level("WARNING"):
+        got = [score(_batch(32, seed), 32) for seed in (0, 1)]
+    assert score.rows is None and "differ from one call's" in caplog.text
+    for seed, s in enumerate(got):  # whole batches: the model's own one-call scores
+        assert torch.equal(s, evaluate.eval_scores(RowWise(centred=True), _batch(32, seed), 32))
+    assert not torch.equal(evaluate.eval_scores(centred, _batch(32), 32, 8), got[0])

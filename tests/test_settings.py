@@ -26,6 +26,7 @@ ENVIRONMENT_BEFORE = {
 #: issue 40: ``finest_protocol`` only switches the RecBole keys it sets (split, filters, metrics),
 #: which the identity holds, so it is left out of it like the environment keys
 ENVIRONMENT_BEFORE |= {"finest_protocol"}
+ENVIRONMENT_BEFORE |= {"eval_score_rows"}  # issue 44: how the stability pass scores, not what (same bits)
 
 
 @pytest.fixture
@@ -83,7 +84,8 @@ def test_tags_derive_the_identity_sets_unchanged():
     assert RUNTIME_KEYS == RUNTIME_BEFORE
     assert ENVIRONMENT_KEYS == ENVIRONMENT_BEFORE
     tagged = {k.name for k in (*KEYS.values(), *RECBOLE_KEYS.values()) if k.environment}
-    assert tagged == {"checkpoint_dir", "results_dir", "raw_data_file", "download_datasets", "finest_protocol"}
+    assert tagged == {"checkpoint_dir", "results_dir", "raw_data_file", "download_datasets", "finest_protocol",
+                      "eval_score_rows"}
     assert not {k for k in (*KEYS.values(), *RECBOLE_KEYS.values()) if k.runtime and k.environment}
 
 

@@ -9,6 +9,7 @@ batch once; the same scores give RecBole's accuracy metrics (its ``Collector`` /
 import contextlib
 import math
 from dataclasses import dataclass
+from logging import getLogger
 
 import torch
 from tqdm import tqdm
@@ -16,17 +17,60 @@ from recbole.evaluator import Collector, Evaluator
 from recbole.model.layers import FeedForward
 from recbole.utils import set_color
 
+from recbole_finest.settings import EVAL_SCORE_ROWS
 from recbole_finest.stability.metrics import frbo, jaccard, pair_stability, rank_lists, rbo
 
 ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 
 
 @torch.no_grad()
-def eval_scores(model, interaction, n_rows):
-    """Full-sort scores ``[n_rows, n_items]`` of one eval batch, padding item 0 at ``-inf``."""
-    scores = model.full_sort_predict(interaction.to(model.device)).view(n_rows, -1)
+def eval_scores(model, interaction, n_rows, rows=None):
+    """Full-sort scores ``[n_rows, n_items]`` of one eval batch, padding item 0 at ``-inf``.
+
+    ``rows``: call ``full_sort_predict`` on slices of ``rows`` instances, the last slice taking
+    the remainder (``rows`` to ``2 * rows - 1`` instances, never a one-row call), each copied
+    into the batch's scores; None: one call for the batch. SASRec's activations
+    (``[rows, 50, inner]`` per layer) then stay in the cache instead of batch-sized buffers
+    allocated afresh. Whether the bits equal one call's depends on the model and the BLAS:
+    :class:`SlicedScoring` checks.
+    """
+    interaction = interaction.to(model.device)
+    if rows is None or n_rows < 2 * rows:
+        scores = model.full_sort_predict(interaction).view(n_rows, -1)
+    else:
+        starts = list(range(0, n_rows - n_rows % rows - rows, rows)) + [n_rows - n_rows % rows - rows, n_rows]
+        first = model.full_sort_predict(interaction[0:rows]).view(rows, -1)
+        scores = first.new_empty((n_rows, first.shape[1]))
+        scores[:rows] = first
+        for start, stop in zip(starts[1:-1], starts[2:]):
+            scores[start:stop] = model.full_sort_predict(interaction[start:stop]).view(stop - start, -1)
     scores[:, 0] = -torch.inf
     return scores
+
+
+class SlicedScoring:
+    """:func:`eval_scores` of one model in slices of ``rows`` instances, checked bit for bit.
+
+    The first batch of each size that is sliced (in a test loader: the full batches, then the
+    last one) is scored both ways; unless the two are bitwise equal (``torch.equal``: a model
+    whose scores depend on the batch, or matrix products whose bits depend on the number of
+    rows) the model is scored in whole batches for the rest of the pass, with a warning.
+    ``rows`` None: always whole batches.
+    """
+
+    def __init__(self, model, rows):
+        self.model, self.rows, self.checked = model, rows, set()
+
+    def __call__(self, interaction, n_rows):
+        if self.rows is None or n_rows < 2 * self.rows or n_rows in self.checked:
+            return eval_scores(self.model, interaction, n_rows, self.rows)
+        whole = eval_scores(self.model, interaction, n_rows)
+        self.checked.add(n_rows)
+        if not torch.equal(eval_scores(self.model, interaction, n_rows, self.rows), whole):
+            getLogger().warning(f"eval_score_rows {self.rows}: {type(self.model).__name__}'s scores of {n_rows} "
+                                "instances in slices differ from one call's; scoring whole batches")
+            self.rows = None
+        return whole
 
 
 def _gelu_no_grad(x, _gelu=FeedForward.gelu):
@@ -174,7 +218,8 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False, acc
     rank lists (depth ``rbo_depth``, at least ``jaccard_k`` / ``frbo_k``) that are compared and
     discarded (``metrics.pair_stability``: one fused pass per batch that also gives the target
     ranks): memory ``O(eval batch x n_items)`` on the models' device. RecBole's gelu layers
-    score through :func:`scoring` (same values, less memory traffic).
+    score through :func:`scoring` (same values, less memory traffic), in slices of
+    ``eval_score_rows`` instances (:class:`SlicedScoring`).
 
     Returns:
         dict of CPU tensors ``[N]``: ``rbo``, ``jaccard@k``, ``frbo@<frbo_k>`` (float64), ``rank_a``,
@@ -191,10 +236,12 @@ def compare_models(model_a, model_b, eval_data, config, show_progress=False, acc
     streams = (AccuracyStream(config), AccuracyStream(config)) if accuracy else ()
 
     parts = {}
+    rows = config["eval_score_rows"] if "eval_score_rows" in config else EVAL_SCORE_ROWS  # a dict of metric keys: the default
+    score_a, score_b = (SlicedScoring(m, rows) for m in (model_a, model_b))
     with scoring(model_a, model_b):
         for inter, _, positive_u, positive_i in batches:
-            scores_a = eval_scores(model_a, inter, len(positive_i))
-            scores_b = eval_scores(model_b, inter, len(positive_i))
+            scores_a = score_a(inter, len(positive_i))
+            scores_b = score_b(inter, len(positive_i))
             for stream, scores in zip(streams, (scores_a, scores_b)):
                 stream.add(scores, inter, positive_u, positive_i)
             values = pair_stability(scores_a, scores_b, positive_i, p=config["rbo_p"], depth=config["rbo_depth"],
