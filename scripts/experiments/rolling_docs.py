@@ -12,7 +12,8 @@ mode: fixed strengths or budget) and prints, per dataset:
   replaced users on the step's contexts and on the test contexts against the budget, and
   NDCG@10 against retrain's.
 
-``--copy`` copies each dataset's plots of the first seed (``chain-*.png``) to ``docs/rolling/``.
+``--fill docs/results.md`` replaces the block between ``<!-- ROLLING_TABLES -->`` and
+``<!-- /ROLLING_TABLES -->`` instead of printing. ``--copy`` copies each dataset's plots of the first seed (``chain-*.png``) to ``docs/rolling/``.
 """
 
 import argparse
@@ -25,6 +26,9 @@ from statistics import mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from paper_tables import fill  # noqa: E402
 
 FIXED = (("rbo", "RBO vs prev", "{:.4f}"), ("changed", "mostly replaced vs prev", "{:.2%}"),
          ("drift rbo", "RBO vs v1", "{:.4f}"), ("drift changed", "mostly replaced vs v1", "{:.2%}"),
@@ -82,26 +86,41 @@ def budget_table(by_seed):
     return "\n".join(lines)
 
 
+def tables(found):
+    """Markdown: per dataset and mode, the heading, the chain's data and the table (fixed or budget)."""
+    from recbole_finest.update.periods import period_names
+
+    parts = []
+    for (dataset, mode), by_seed in sorted(found.items(), key=lambda kv: (kv[0][0], kv[0][1] != "fixed")):
+        report = by_seed[min(by_seed)][0]
+        parts.append(f"**SASRec on {dataset}: "
+                     f"{'churn budget ' + report['budget'] if mode == 'budget' else 'fixed strengths'}"
+                     f" (seeds {', '.join(map(str, sorted(by_seed)))})**\n")
+        parts.append(f"Cuts {report['cuts']}; interactions "
+                     + ", ".join(f"{report['counts'][p]} {p}" for p in period_names(len(report["cuts"])))
+                     + f"; {report['epochs']} epochs per step at lr {report['learning_rate']:g}.\n")
+        parts.append((fixed_table(by_seed) if mode == "fixed" else budget_table(by_seed)) + "\n")
+    return "\n".join(parts)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", default=os.path.join(ROOT, "runs", "rolling"))
     parser.add_argument("--copy", action="store_true", help="copy the first seed's plots to docs/rolling/")
+    parser.add_argument("--fill", metavar="MD", help="replace the <!-- ROLLING_TABLES --> block of this file")
     args = parser.parse_args()
     found = reports(args.runs)
-    for (dataset, mode), by_seed in sorted(found.items()):
-        report = by_seed[min(by_seed)][0]
-        print(f"### SASRec on {dataset}: {'churn budget ' + report['budget'] if mode == 'budget' else 'fixed strengths'}"
-              f" (seeds {', '.join(map(str, sorted(by_seed)))})\n")
-        from recbole_finest.update.periods import period_names
-
-        print(f"Cuts {report['cuts']}; interactions "
-              + ", ".join(f"{report['counts'][p]} {p}" for p in period_names(len(report["cuts"])))
-              + f"; {report['epochs']} epochs per step at lr {report['learning_rate']:g}.\n")
-        print((fixed_table(by_seed) if mode == "fixed" else budget_table(by_seed)) + "\n")
-        if args.copy and mode == "fixed":
-            os.makedirs(os.path.join(ROOT, "docs", "rolling"), exist_ok=True)
-            for png in glob.glob(os.path.join(by_seed[min(by_seed)][1], "chain-*.png")):
-                shutil.copyfile(png, os.path.join(ROOT, "docs", "rolling", f"{dataset}-{os.path.basename(png)}"))
+    text = tables(found)
+    if args.fill:
+        fill(args.fill, {"ROLLING_TABLES": text})
+    else:
+        print(text)
+    if args.copy:
+        os.makedirs(os.path.join(ROOT, "docs", "rolling"), exist_ok=True)
+        for (dataset, mode), by_seed in found.items():
+            if mode == "fixed":
+                for png in glob.glob(os.path.join(by_seed[min(by_seed)][1], "chain-*.png")):
+                    shutil.copyfile(png, os.path.join(ROOT, "docs", "rolling", f"{dataset}-{os.path.basename(png)}"))
 
 
 if __name__ == "__main__":
