@@ -250,7 +250,48 @@ def test_sliced_scoring_checks_each_batch_size_once_and_falls_back(caplog):
     score = evaluate.SlicedScoring(centred, 8)
     with caplog.at_level("WARNING"):
         got = [score(_batch(32, seed), 32) for seed in (0, 1)]
-    assert score.rows is None and "differ from one call's" in caplog.text
+    assert score.rows is None and "differ from one full_sort_predict call's" in caplog.text
     for seed, s in enumerate(got):  # whole batches: the model's own one-call scores
         assert torch.equal(s, evaluate.eval_scores(RowWise(centred=True), _batch(32, seed), 32))
     assert not torch.equal(evaluate.eval_scores(centred, _batch(32), 32, 8), got[0])
+
+
+def test_last_position_scores_are_sasrecs(two_models, monkeypatch):
+    """SASRec's last layer at the read position only: RecBole's scores (to float rounding; the
+    bits are checked per run), for RecBole's SASRec in eval mode only."""
+    from recbole.model.sequential_recommender.gru4rec import GRU4Rec
+    from recbole.model.sequential_recommender.sasrec import SASRec
+
+    from recbole_finest.compat.last_position import last_position_predict
+
+    _, _, test, config = two_models
+    monkeypatch.setitem(config.final_config_dict, "n_layers", 2)  # a first layer in full and a last one cut
+    init_seed(3, True)
+    model_a = SASRec(config, test.dataset).eval()
+    assert len(model_a.trm_encoder.layer) == 2
+    predict = last_position_predict(model_a)
+    with torch.no_grad():
+        for inter, _, _, _ in list(test)[:2]:
+            assert torch.allclose(predict(inter), model_a.full_sort_predict(inter), rtol=0, atol=1e-5)
+    model_a.train()
+    try:
+        assert last_position_predict(model_a) is None  # dropout on: not the eval scores
+    finally:
+        model_a.eval()
+    assert last_position_predict(GRU4Rec.__new__(GRU4Rec)) is None
+    assert last_position_predict(type("MySASRec", (SASRec,), {}).__new__(type("MySASRec", (SASRec,), {}))) is None
+
+
+def test_a_fast_path_that_differs_falls_back_to_recboles_scores(two_models, monkeypatch, caplog):
+    model_a, model_b, test, config = two_models
+    monkeypatch.setitem(config.final_config_dict, "eval_score_rows", None)
+    plain = {}
+    with torch.no_grad():
+        for inter, _, _, pos_i in test:
+            plain.setdefault("a", []).append(evaluate.eval_scores(model_a, inter, len(pos_i)))
+    monkeypatch.setattr(evaluate, "last_position_predict", lambda m: (lambda inter: m.full_sort_predict(inter) * 1.5))
+    score = evaluate.SlicedScoring(model_a, None)
+    with caplog.at_level("WARNING"):
+        got = [score(inter, len(pos_i)) for inter, _, _, pos_i in test]
+    assert score.predict is None and "from the last position differ" in caplog.text
+    assert all(torch.equal(g, p) for g, p in zip(got, plain["a"]))

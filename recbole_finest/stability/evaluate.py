@@ -17,6 +17,7 @@ from recbole.evaluator import Collector, Evaluator
 from recbole.model.layers import FeedForward
 from recbole.utils import set_color
 
+from recbole_finest.compat.last_position import last_position_predict
 from recbole_finest.settings import EVAL_SCORE_ROWS
 from recbole_finest.stability.metrics import frbo, jaccard, pair_stability, rank_lists, rbo
 
@@ -24,52 +25,62 @@ ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 
 
 @torch.no_grad()
-def eval_scores(model, interaction, n_rows, rows=None):
+def eval_scores(model, interaction, n_rows, rows=None, predict=None):
     """Full-sort scores ``[n_rows, n_items]`` of one eval batch, padding item 0 at ``-inf``.
 
-    ``rows``: call ``full_sort_predict`` on slices of ``rows`` instances, the last slice taking
-    the remainder (``rows`` to ``2 * rows - 1`` instances, never a one-row call), each copied
-    into the batch's scores; None: one call for the batch. SASRec's activations
+    ``predict``: the scoring function (``interaction -> [b, n_items]``; None: the model's
+    ``full_sort_predict``). ``rows``: call it on slices of ``rows`` instances, the last slice
+    taking the remainder (``rows`` to ``2 * rows - 1`` instances, never a one-row call), each
+    copied into the batch's scores; None: one call for the batch. SASRec's activations
     (``[rows, 50, inner]`` per layer) then stay in the cache instead of batch-sized buffers
     allocated afresh. Whether the bits equal one call's depends on the model and the BLAS:
     :class:`SlicedScoring` checks.
     """
+    predict = predict or model.full_sort_predict
     interaction = interaction.to(model.device)
     if rows is None or n_rows < 2 * rows:
-        scores = model.full_sort_predict(interaction).view(n_rows, -1)
+        scores = predict(interaction).view(n_rows, -1)
     else:
         starts = list(range(0, n_rows - n_rows % rows - rows, rows)) + [n_rows - n_rows % rows - rows, n_rows]
-        first = model.full_sort_predict(interaction[0:rows]).view(rows, -1)
+        first = predict(interaction[0:rows]).view(rows, -1)
         scores = first.new_empty((n_rows, first.shape[1]))
         scores[:rows] = first
         for start, stop in zip(starts[1:-1], starts[2:]):
-            scores[start:stop] = model.full_sort_predict(interaction[start:stop]).view(stop - start, -1)
+            scores[start:stop] = predict(interaction[start:stop]).view(stop - start, -1)
     scores[:, 0] = -torch.inf
     return scores
 
 
 class SlicedScoring:
-    """:func:`eval_scores` of one model in slices of ``rows`` instances, checked bit for bit.
+    """:func:`eval_scores` of one model, fast and checked bit for bit against one plain call.
 
-    The first batch of each size that is sliced (in a test loader: the full batches, then the
-    last one) is scored both ways; unless the two are bitwise equal (``torch.equal``: a model
-    whose scores depend on the batch, or matrix products whose bits depend on the number of
-    rows) the model is scored in whole batches for the rest of the pass, with a warning.
-    ``rows`` None: always whole batches.
+    Fast: slices of ``rows`` instances, and for RecBole's SASRec the last layer at the read
+    position only (``compat.last_position``). The first batch of each size (in a test loader:
+    the full batches, then the last one) is scored both ways: one ``full_sort_predict`` call
+    and the fast way; unless the two are bitwise equal (``torch.equal``: a model whose scores
+    depend on the batch, or matrix products whose bits depend on the number of rows) the model
+    is scored by plain whole-batch calls for the rest of the pass, with a warning.
+    ``rows`` None: no slices.
     """
 
     def __init__(self, model, rows):
         self.model, self.rows, self.checked = model, rows, set()
+        self.predict = last_position_predict(model)
 
     def __call__(self, interaction, n_rows):
-        if self.rows is None or n_rows < 2 * self.rows or n_rows in self.checked:
-            return eval_scores(self.model, interaction, n_rows, self.rows)
+        sliced = self.rows is not None and n_rows >= 2 * self.rows
+        if not sliced and self.predict is None:
+            return eval_scores(self.model, interaction, n_rows)
+        if n_rows in self.checked:
+            return eval_scores(self.model, interaction, n_rows, self.rows, self.predict)
         whole = eval_scores(self.model, interaction, n_rows)
         self.checked.add(n_rows)
-        if not torch.equal(eval_scores(self.model, interaction, n_rows, self.rows), whole):
-            getLogger().warning(f"eval_score_rows {self.rows}: {type(self.model).__name__}'s scores of {n_rows} "
-                                "instances in slices differ from one call's; scoring whole batches")
-            self.rows = None
+        if not torch.equal(eval_scores(self.model, interaction, n_rows, self.rows, self.predict), whole):
+            how = " and ".join(([f"in slices of {self.rows}"] if sliced else [])
+                               + (["from the last position"] if self.predict else []))
+            getLogger().warning(f"{type(self.model).__name__}'s scores of {n_rows} instances {how} differ from one "
+                                "full_sort_predict call's; scoring whole batches")
+            self.rows = self.predict = None
         return whole
 
 
