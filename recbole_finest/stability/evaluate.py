@@ -41,12 +41,13 @@ def eval_scores(model, interaction, n_rows, rows=None, predict=None):
     if rows is None or n_rows < 2 * rows:
         scores = predict(interaction).view(n_rows, -1)
     else:
-        starts = list(range(0, n_rows - n_rows % rows - rows, rows)) + [n_rows - n_rows % rows - rows, n_rows]
-        first = predict(interaction[0:rows]).view(rows, -1)
-        scores = first.new_empty((n_rows, first.shape[1]))
-        scores[:rows] = first
-        for start, stop in zip(starts[1:-1], starts[2:]):
-            scores[start:stop] = predict(interaction[start:stop]).view(stop - start, -1)
+        edges = list(range(0, n_rows - n_rows % rows, rows)) + [n_rows]  # the last slice takes the remainder
+        scores = None
+        for start, stop in zip(edges, edges[1:]):
+            part = predict(interaction[start:stop]).view(stop - start, -1)
+            if scores is None:
+                scores = part.new_empty((n_rows, part.shape[1]))
+            scores[start:stop] = part
     scores[:, 0] = -torch.inf
     return scores
 

@@ -167,9 +167,12 @@ class _Step:
         ``chain.state`` on to ``v_c``.
         """
         config, dataset, budget = self.config, self.dataset, self.budget
-        prev = new_model(config, dataset, chain.state)
-        lists_prev = lists_v1 if c == 2 else _lists(prev, sets["contexts"], config)
-        later_prev = (later_v1 if c == 2 else _lists(prev, later, config)) if budget else None
+        if c == 2:  # every chain starts from v1, whose lists the caller has
+            lists_prev, later_prev = lists_v1, later_v1
+        else:
+            prev = new_model(config, dataset, chain.state)
+            lists_prev = _lists(prev, sets["contexts"], config)
+            later_prev = _lists(prev, later, config) if budget else None
         model, strength, tried = self.version(chain, c, history, sets, lists_prev)
         lists, ranks = lists_and_ranks(model, sets, config, self.show_progress, f"{chain.slug} v{c}")
         values = _churn(lists_prev, lists, config)

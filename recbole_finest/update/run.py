@@ -9,7 +9,6 @@ from logging import getLogger
 
 import torch
 
-from recbole_finest.update.checks import check_update_keys
 from recbole_finest.update.churn import ACCURACY, accuracy, churn
 from recbole_finest.update.periods import NEW, TEST, ContextSet
 from recbole_finest.update.report import V1, add_relative, lowest_churn
@@ -49,11 +48,7 @@ def update_model(config, deployed=None, dataset=None, strategies=None, show_prog
 
     Returns ``UpdateResult``. Every input is checked before any training.
     """
-    check_update_keys(config)
-    if len(config["update_cuts"]) != 2:
-        raise ValueError(f"config key 'update_cuts' is {list(config['update_cuts'])}: update_model makes one update "
-                         "(two cuts); a chain of versions is update.chain.rolling_update (the --update job picks it)")
-    setup = UpdateSetup.prepare(config, deployed, dataset, show_progress, run_id)
+    setup = UpdateSetup.prepare(config, deployed, dataset, show_progress, run_id, single=True)
     dataset, periods, cache, initial = setup.dataset, setup.periods, setup.cache, setup.initial
     run_id, show_progress = setup.run_id, setup.show_progress
     strategies = strategies_of(config) if strategies is None else list(strategies)

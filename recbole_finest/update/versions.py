@@ -136,12 +136,16 @@ class UpdateSetup:
     best_epoch: int = None
 
     @classmethod
-    def prepare(cls, config, deployed=None, dataset=None, show_progress=None, run_id=None):
-        """Checks every input (before any training), cuts the periods, loads a deployed v1 and draws the
-        initial parameters from ``seed``."""
+    def prepare(cls, config, deployed=None, dataset=None, show_progress=None, run_id=None, single=False):
+        """Checks every input (before any training; ``single``: exactly two cuts, the single update), cuts
+        the periods, loads a deployed v1 and draws the initial parameters from ``seed``."""
         from recbole.data.transform import construct_transform
 
         check_update_keys(config)
+        if single and len(config["update_cuts"]) != 2:
+            raise ValueError(f"config key 'update_cuts' is {list(config['update_cuts'])}: update_model makes one "
+                             "update (two cuts); a chain of versions is update.chain.rolling_update (the --update "
+                             "job picks it)")
         construct_transform(config)  # RecBole's data_preparation step that names BERT4Rec's masked fields
         show_progress = config["show_progress"] if show_progress is None else show_progress
         dataset = create_dataset(config) if dataset is None else dataset
