@@ -256,6 +256,33 @@ def test_sliced_scoring_checks_each_batch_size_once_and_falls_back(caplog):
     assert not torch.equal(evaluate.eval_scores(centred, _batch(32), 32, 8), got[0])
 
 
+def test_a_pass_reuses_one_score_buffer_and_writes_slices_in_place():
+    """After the first (checked) batch, the fast calls write into one buffer: a ``writes_out``
+    predict gets each slice's rows of it as ``out``; the values are one call's."""
+    model = RowWise()
+    outs = []
+
+    def predict(interaction, out=None):
+        outs.append(out)
+        scores = model.full_sort_predict(interaction)
+        return scores if out is None else out.copy_(scores)
+
+    predict.writes_out = True
+    score = evaluate.SlicedScoring(model, 8)
+    score.predict = predict
+    got = [score(_batch(32, seed), 32).clone() for seed in (0, 1, 2)]
+    assert all(torch.equal(g, evaluate.eval_scores(RowWise(), _batch(32, seed), 32)) for seed, g in enumerate(got))
+    buffer = score.buffer
+    assert buffer is not None and buffer.shape == (32, 50)
+    third = score(_batch(32, 3), 32)
+    assert third.data_ptr() == buffer.data_ptr()  # no fresh batch-sized tensor
+    # every fast call wrote 4 slices of the buffer in place (the check's plain call has no predict)
+    assert len(outs) == 4 * 4 and all(o is not None and o.data_ptr() == buffer[8 * (i % 4)].data_ptr()
+                                      for i, o in enumerate(outs))
+    assert torch.equal(evaluate.eval_scores(model, _batch(20, 4), 20, 8, predict, out=buffer),
+                       evaluate.eval_scores(RowWise(), _batch(20, 4), 20))  # a smaller batch: the buffer's first rows
+
+
 def test_last_position_scores_are_sasrecs(two_models, monkeypatch):
     """SASRec's last layer at the read position only: RecBole's scores (to float rounding; the
     bits are checked per run), for RecBole's SASRec in eval mode only."""

@@ -25,28 +25,37 @@ ACCURACY_KEYS = ("mrr", "mrr@10", "recall@10", "ndcg@10")
 
 
 @torch.no_grad()
-def eval_scores(model, interaction, n_rows, rows=None, predict=None):
+def eval_scores(model, interaction, n_rows, rows=None, predict=None, out=None):
     """Full-sort scores ``[n_rows, n_items]`` of one eval batch, padding item 0 at ``-inf``.
 
     ``predict``: the scoring function (``interaction -> [b, n_items]``; None: the model's
-    ``full_sort_predict``). ``rows``: call it on slices of ``rows`` instances, the last slice
-    taking the remainder (``rows`` to ``2 * rows - 1`` instances, never a one-row call), each
-    copied into the batch's scores; None: one call for the batch. SASRec's activations
-    (``[rows, 50, inner]`` per layer) then stay in the cache instead of batch-sized buffers
-    allocated afresh. Whether the bits equal one call's depends on the model and the BLAS:
-    :class:`SlicedScoring` checks.
+    ``full_sort_predict``); one that takes ``out=`` (``predict.writes_out``, the last-position
+    path) writes each slice's scores straight into the batch's. ``rows``: call it on slices of
+    ``rows`` instances, the last slice taking the remainder (``rows`` to ``2 * rows - 1``
+    instances, never a one-row call), each copied into the batch's scores; None: one call for
+    the batch. SASRec's activations (``[rows, 50, inner]`` per layer) then stay in the cache
+    instead of batch-sized buffers allocated afresh. ``out``: a ``[>= n_rows, n_items]`` tensor
+    the scores are written into (the return value is then a view of it), so a pass reuses one
+    batch-sized buffer instead of faulting in a fresh one per batch. Whether the bits equal one
+    call's depends on the model and the BLAS: :class:`SlicedScoring` checks.
     """
     predict = predict or model.full_sort_predict
     interaction = interaction.to(model.device)
-    if rows is None or n_rows < 2 * rows:
-        scores = predict(interaction).view(n_rows, -1)
-    else:
-        edges = list(range(0, n_rows - n_rows % rows, rows)) + [n_rows]  # the last slice takes the remainder
-        scores = None
-        for start, stop in zip(edges, edges[1:]):
-            part = predict(interaction[start:stop]).view(stop - start, -1)
-            if scores is None:
-                scores = part.new_empty((n_rows, part.shape[1]))
+    direct = out is not None and getattr(predict, "writes_out", False)
+    scores = None if out is None else out[:n_rows]
+    edges = [0, n_rows] if rows is None or n_rows < 2 * rows else (
+        list(range(0, n_rows - n_rows % rows, rows)) + [n_rows])  # the last slice takes the remainder
+    for start, stop in zip(edges, edges[1:]):
+        part = interaction if stop - start == n_rows else interaction[start:stop]
+        if direct:
+            predict(part, out=scores[start:stop])
+            continue
+        part = predict(part).view(stop - start, -1)
+        if scores is None and stop - start == n_rows:
+            scores = part
+        elif scores is None:
+            scores = part.new_empty((n_rows, part.shape[1]))
+        if part is not scores:
             scores[start:stop] = part
     scores[:, 0] = -torch.inf
     return scores
@@ -56,16 +65,17 @@ class SlicedScoring:
     """:func:`eval_scores` of one model, fast and checked bit for bit against one plain call.
 
     Fast: slices of ``rows`` instances, and for RecBole's SASRec the last layer at the read
-    position only (``compat.last_position``). The first batch of each size (in a test loader:
-    the full batches, then the last one) is scored both ways: one ``full_sort_predict`` call
-    and the fast way; unless the two are bitwise equal (``torch.equal``: a model whose scores
-    depend on the batch, or matrix products whose bits depend on the number of rows) the model
-    is scored by plain whole-batch calls for the rest of the pass, with a warning.
-    ``rows`` None: no slices.
+    position only (``compat.last_position``), written into one batch-sized buffer that every
+    fast call reuses (**the scores a call returns are overwritten by the next call**). The first
+    batch of each size (in a test loader: the full batches, then the last one) is scored both
+    ways: one ``full_sort_predict`` call and the fast way; unless the two are bitwise equal
+    (``torch.equal``: a model whose scores depend on the batch, or matrix products whose bits
+    depend on the number of rows) the model is scored by plain whole-batch calls for the rest of
+    the pass, with a warning. ``rows`` None: no slices.
     """
 
     def __init__(self, model, rows):
-        self.model, self.rows, self.checked = model, rows, set()
+        self.model, self.rows, self.checked, self.buffer = model, rows, set(), None
         self.predict = last_position_predict(model)
 
     def __call__(self, interaction, n_rows):
@@ -73,16 +83,21 @@ class SlicedScoring:
         if not sliced and self.predict is None:
             return eval_scores(self.model, interaction, n_rows)
         if n_rows in self.checked:
-            return eval_scores(self.model, interaction, n_rows, self.rows, self.predict)
+            return self._fast(interaction, n_rows)
         whole = eval_scores(self.model, interaction, n_rows)
         self.checked.add(n_rows)
-        if not torch.equal(eval_scores(self.model, interaction, n_rows, self.rows, self.predict), whole):
+        if self.buffer is None or self.buffer.shape[0] < n_rows:
+            self.buffer = torch.empty_like(whole)
+        if not torch.equal(self._fast(interaction, n_rows), whole):
             how = " and ".join(([f"in slices of {self.rows}"] if sliced else [])
                                + (["from the last position"] if self.predict else []))
             getLogger().warning(f"{type(self.model).__name__}'s scores of {n_rows} instances {how} differ from one "
                                 "full_sort_predict call's; scoring whole batches")
-            self.rows = self.predict = None
+            self.rows = self.predict = self.buffer = None
         return whole
+
+    def _fast(self, interaction, n_rows):
+        return eval_scores(self.model, interaction, n_rows, self.rows, self.predict, out=self.buffer)
 
 
 def _gelu_no_grad(x, _gelu=FeedForward.gelu):
