@@ -43,22 +43,29 @@ def eval_scores(model, interaction, n_rows, rows=None, predict=None, out=None):
     interaction = interaction.to(model.device)
     direct = out is not None and getattr(predict, "writes_out", False)
     scores = None if out is None else out[:n_rows]
-    edges = [0, n_rows] if rows is None or n_rows < 2 * rows else (
-        list(range(0, n_rows - n_rows % rows, rows)) + [n_rows])  # the last slice takes the remainder
+    edges = _slice_edges(n_rows, rows)
     for start, stop in zip(edges, edges[1:]):
         part = interaction if stop - start == n_rows else interaction[start:stop]
         if direct:
             predict(part, out=scores[start:stop])
             continue
         part = predict(part).view(stop - start, -1)
-        if scores is None and stop - start == n_rows:
-            scores = part
-        elif scores is None:
+        if scores is None:
+            if stop - start == n_rows:  # one call, no buffer: its own tensor
+                scores = part
+                continue
             scores = part.new_empty((n_rows, part.shape[1]))
-        if part is not scores:
-            scores[start:stop] = part
+        scores[start:stop] = part
     scores[:, 0] = -torch.inf
     return scores
+
+
+def _slice_edges(n_rows, rows):
+    """Slice boundaries ``[0, rows, 2 * rows, ..., n_rows]`` of a batch (the last slice takes the
+    remainder); ``[0, n_rows]`` (one call) when ``rows`` is None or the batch holds fewer than two."""
+    if rows is None or n_rows < 2 * rows:
+        return [0, n_rows]
+    return list(range(0, n_rows - n_rows % rows, rows)) + [n_rows]
 
 
 class SlicedScoring:
@@ -79,7 +86,7 @@ class SlicedScoring:
         self.predict = last_position_predict(model)
 
     def __call__(self, interaction, n_rows):
-        sliced = self.rows is not None and n_rows >= 2 * self.rows
+        sliced = len(_slice_edges(n_rows, self.rows)) > 2
         if not sliced and self.predict is None:
             return eval_scores(self.model, interaction, n_rows)
         if n_rows in self.checked:
